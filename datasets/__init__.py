@@ -1,0 +1,1 @@
+"""Dataset adapters (installed as guda_bench.datasets). One file per dataset."""

@@ -1,0 +1,64 @@
+"""scikit-learn's 8x8 digits (1,797 images, 10 classes as groups): the embedded default benchmark."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from guda_bench.benchmark import Benchmark
+from guda_bench.config import ElboConfig, ModelConfig, Preset, QueryConfig, TrainRecipe, UnlearnConfig
+from guda_bench.datasets.base import DatasetAdapter
+from guda_bench.errors import BenchError
+from guda_bench.registry import register_dataset
+
+SMOKE = Preset(
+    name="smoke",
+    model=ModelConfig(block_out_channels=(16, 32), norm_num_groups=8),
+    recipe=TrainRecipe(steps=150, batch_size=64, lr=2e-3, warmup_steps=20, ema_decay=0.98),
+    elbo=ElboConfig(t_start=10, t_stop=1000, t_stride=100),
+    queries=QueryConfig(n_queries=24, inference_steps=100, batch_size=24),
+    unlearn=UnlearnConfig(steps=8, pair_batch=16),
+    groups=(0, 1, 7),
+    per_group_limit=60,
+    ceiling_seeds=1,
+    n_boot=200,
+)
+
+DEFAULT = Preset(
+    name="default",
+    model=ModelConfig(block_out_channels=(32, 64), norm_num_groups=8),
+    recipe=TrainRecipe(steps=1500, batch_size=128, lr=2e-3, warmup_steps=100, ema_decay=0.995),
+    elbo=ElboConfig(t_start=10, t_stop=1000, t_stride=20),
+    queries=QueryConfig(n_queries=400, inference_steps=1000, batch_size=400),
+    unlearn=UnlearnConfig(steps=40, pair_batch=64),
+    ceiling_seeds=2,
+)
+
+
+@register_dataset("digits", description="scikit-learn 8x8 digits, 10 classes as groups (embedded, no download)")
+class Digits(DatasetAdapter):
+    """scikit-learn 8x8 digits."""
+
+    presets = {"smoke": SMOKE, "default": DEFAULT}
+
+    def load(self, preset: Preset, grouping: str = "class") -> Benchmark:
+        from sklearn.datasets import load_digits
+
+        if grouping not in self.groupings:
+            raise BenchError(f"unknown grouping {grouping!r} for digits (known: {', '.join(self.groupings)})")
+        data = load_digits()
+        images = data.images.astype(np.float32) / 8.0 - 1.0  # 0..16 -> [-1, 1]
+        labels = data.target.astype(np.int64)
+        classes = list(preset.groups) if preset.groups is not None else sorted(set(labels.tolist()))
+        keep = []
+        for c in classes:
+            idx = np.flatnonzero(labels == c)
+            keep.append(idx[: preset.per_group_limit] if preset.per_group_limit else idx)
+        order = np.sort(np.concatenate(keep))
+        labels = labels[order]
+        group_of = np.searchsorted(np.asarray(classes), labels)
+        return Benchmark(
+            dataset="digits", grouping=grouping,
+            images=torch.from_numpy(images[order][:, None]),
+            labels=labels, group_of=group_of, group_names=[str(c) for c in classes], preset=preset,
+        )

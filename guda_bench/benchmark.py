@@ -1,0 +1,51 @@
+"""The plain data a dataset adapter hands to the core."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from guda_bench.config import Preset
+
+
+@dataclass
+class Benchmark:
+    """Training images in [-1, 1] with their group and class labels, plus the preset that sizes the run."""
+
+    dataset: str
+    grouping: str
+    images: torch.Tensor  # [N, C, H, W], float32 in [-1, 1]
+    labels: np.ndarray  # [N] class label (for class-sanity), -1 where unknown
+    group_of: np.ndarray  # [N] group index in 0..n_groups-1
+    group_names: list[str]
+    preset: Preset
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 4:
+            raise ValueError("images must be [N, C, H, W]")
+        if len(self.group_of) != len(self.images) or len(self.labels) != len(self.images):
+            raise ValueError("one group and one label per image")
+        present = set(np.unique(self.group_of).tolist())
+        if present != set(range(len(self.group_names))):
+            raise ValueError("every group must hold at least one image and group ids must be 0..n_groups-1")
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.group_names)
+
+    def members(self, k: int) -> np.ndarray:
+        return np.flatnonzero(self.group_of == k)
+
+    def without(self, k: int) -> np.ndarray:
+        return np.flatnonzero(self.group_of != k)
+
+    def data_hash(self) -> str:
+        """Identity of the training data and its grouping (part of every cache key)."""
+        h = hashlib.sha256()
+        h.update(self.images.numpy().astype(np.float32).tobytes())
+        h.update(np.asarray(self.group_of, dtype=np.int64).tobytes())
+        h.update("|".join(self.group_names).encode())
+        return h.hexdigest()

@@ -1,0 +1,126 @@
+"""Configuration as data: every knob that changes a number lives in one of these frozen dataclasses.
+
+Their canonical JSON is hashed into cache keys and results, so a changed knob can never reuse a stale
+artefact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Arguments of diffusers' UNet2DModel (unconditional image model)."""
+
+    sample_size: int = 8
+    in_channels: int = 1
+    block_out_channels: tuple[int, ...] = (32, 64)
+    layers_per_block: int = 1
+    down_block_types: tuple[str, ...] = ("DownBlock2D", "DownBlock2D")
+    up_block_types: tuple[str, ...] = ("UpBlock2D", "UpBlock2D")
+    norm_num_groups: int = 8
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """How a model is trained. Full and LOGO models share this recipe and its random stream (SPEC §2)."""
+
+    steps: int = 1500
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    ema_decay: float = 0.995
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "linear"
+    hflip: bool = False
+
+
+@dataclass(frozen=True)
+class ElboConfig:
+    """ELBO grid and weighting (SPEC §3). Timesteps are diffusers indices (0-based)."""
+
+    t_start: int = 10
+    t_stop: int = 1000
+    t_stride: int = 10
+    weighting: str = "kl"  # "kl" (true ELBO terms, nats) or "eps" (plain epsilon-error sum)
+    seed: int = 0
+    batch_size: int = 2048
+
+    def timesteps(self) -> list[int]:
+        return list(range(self.t_start, self.t_stop, self.t_stride))
+
+
+@dataclass(frozen=True)
+class QueryConfig:
+    """Queries: DDPM samples of the full model with per-query seeded noise, split into tune/test halves."""
+
+    n_queries: int = 400
+    seed: int = 1234
+    inference_steps: int = 1000
+    batch_size: int = 400
+    tune_fraction: float = 0.5
+    split_seed: int = 7
+
+
+@dataclass(frozen=True)
+class UnlearnConfig:
+    """Group unlearning fine-tune (GUDA-U, SPEC §4.1) and its reference unlearners.
+
+    forget_target: "retrack" | "retrack-clipped" | "reference" | "none" (retain-only) | "ascent" (GA).
+    """
+
+    forget_target: str = "retrack"
+    steps: int = 40
+    pair_batch: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 0
+    lambda_forget: float = 1.0
+    k_neighbours: int = 10
+    kl_cap: float = 1.0
+    retain_loss: str = "denoise"  # "denoise" or "distill" (to the frozen full model)
+    grad_clip: float = 1.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything a dataset adapter needs to build one benchmark size ("smoke", "default", ...)."""
+
+    name: str
+    model: ModelConfig = field(default_factory=ModelConfig)
+    recipe: TrainRecipe = field(default_factory=TrainRecipe)
+    elbo: ElboConfig = field(default_factory=ElboConfig)
+    queries: QueryConfig = field(default_factory=QueryConfig)
+    unlearn: UnlearnConfig = field(default_factory=UnlearnConfig)
+    groups: tuple[int, ...] | None = None  # keep only these groups (None: all)
+    per_group_limit: int | None = None  # cap training images per group (None: all)
+    ceiling_seeds: int = 1
+    n_boot: int = 1000
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Dataclasses/tuples/numpy scalars to plain JSON types, recursively."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):
+        return obj.item()
+    return obj
+
+
+def canonical_hash(obj: Any) -> str:
+    """sha256 of the canonical JSON of obj: the identity of a configuration."""
+    blob = json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()

@@ -1,0 +1,178 @@
+"""What a method may use: the benchmark, cached models and queries, the ELBO scorer, and a cost ledger.
+
+Every expensive artefact comes through the store. When a stage obtains an artefact that was built
+earlier (in this run or a previous one), the artefact's recorded compute seconds are charged to the
+stage, so a method's cost is the same on a cold and on a warm run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from guda_bench import progress
+from guda_bench.benchmark import Benchmark
+from guda_bench.config import UnlearnConfig
+from guda_bench.elbo import ElboScorer
+from guda_bench.models import build_scheduler, load_unet, save_unet
+from guda_bench.sampling import sample_queries
+from guda_bench.store import Artefact, Store
+from guda_bench.train import train_model
+from guda_bench.unlearn import unlearn_group
+
+CEILING_SEED_OFFSET = 1000  # seed of the i-th extra LOGO study = run seed + i * offset
+
+
+class Context:
+    """Shared state of one run; methods receive it in prepare() and score()."""
+
+    def __init__(self, bench: Benchmark, store: Store, seed: int = 0, device: str = "cpu") -> None:
+        self.bench = bench
+        self.preset = bench.preset
+        self.store = store
+        self.seed = seed
+        self.device = device
+        self.scheduler = build_scheduler(self.preset.recipe)
+        self.data_hash = bench.data_hash()
+        self._stage: dict[str, float] | None = None
+        self._terms: dict[str, np.ndarray] = {}
+
+    # ---- cost ledger -------------------------------------------------------------------------------
+    @contextmanager
+    def stage(self) -> Iterator[dict[str, float]]:
+        """Time a stage: yields a dict that ends with wall seconds and compute cost (incl. cached work)."""
+        record = {"wall_s": 0.0, "cached_cost_s": 0.0}
+        outer, self._stage = self._stage, record
+        t0 = time.perf_counter()
+        try:
+            yield record
+        finally:
+            record["wall_s"] = time.perf_counter() - t0
+            record["cost_s"] = record["wall_s"] + record["cached_cost_s"]
+            self._stage = outer
+
+    def fetch(self, kind: str, spec: dict, build: Callable[[Path], dict | None], charge: bool = True) -> Artefact:
+        art = self.store.get_or_build(kind, spec, build)
+        if charge and not art.built and self._stage is not None:
+            self._stage["cached_cost_s"] += art.cost_s
+        return art
+
+    # ---- models ------------------------------------------------------------------------------------
+    def model_spec(self, exclude: int | None, seed: int) -> dict:
+        return {"data": self.data_hash, "exclude": exclude, "model": self.preset.model,
+                "recipe": self.preset.recipe, "seed": seed}
+
+    def trained_model(self, exclude: int | None, seed: int, charge: bool = True) -> Artefact:
+        """The full model (exclude=None) or the LOGO model without group `exclude`, trained once, cached."""
+        keep = np.arange(len(self.bench.images)) if exclude is None else self.bench.without(exclude)
+        name = "full" if exclude is None else f"-{self.bench.group_names[exclude]}"
+        label = f"train {name} (seed {seed})"
+
+        def build(folder: Path) -> dict:
+            unet = train_model(self.bench.images, keep, self.preset.model, self.preset.recipe, seed,
+                               self.device, label)
+            save_unet(unet.cpu(), folder)
+            return {"n_train": int(len(keep))}
+
+        return self.fetch("model", self.model_spec(exclude, seed), build, charge)
+
+    def load(self, art: Artefact) -> torch.nn.Module:
+        return load_unet(art.path, self.device)
+
+    @cached_property
+    def full(self) -> Artefact:
+        """The model under attribution: given to every method, so its training is charged to none."""
+        return self.trained_model(None, self.seed, charge=False)
+
+    @cached_property
+    def full_unet(self) -> torch.nn.Module:
+        return self.load(self.full)
+
+    # ---- queries -----------------------------------------------------------------------------------
+    @cached_property
+    def queries_artefact(self) -> Artefact:
+        q = self.preset.queries
+
+        def build(folder: Path) -> None:
+            x = sample_queries(self.full_unet, self.scheduler, q.n_queries, q.seed, q.inference_steps,
+                               q.batch_size, self.device)
+            np.save(folder / "queries.npy", x.numpy())
+
+        return self.fetch("queries", {"full": self.full.key, "queries": q}, build, charge=False)
+
+    @cached_property
+    def queries(self) -> torch.Tensor:
+        return torch.from_numpy(np.load(self.queries_artefact.path / "queries.npy"))
+
+    @cached_property
+    def query_ids(self) -> list[str]:
+        return [f"{self.bench.dataset}/{i}" for i in range(len(self.queries))]
+
+    @cached_property
+    def splits(self) -> dict[str, np.ndarray]:
+        """A fixed-seed split of query indices: "tune" (choose hyperparameters) and "test" (report)."""
+        q = self.preset.queries
+        perm = np.random.default_rng(q.split_seed).permutation(len(self.queries))
+        n_tune = int(round(q.tune_fraction * len(perm)))
+        return {"tune": np.sort(perm[:n_tune]), "test": np.sort(perm[n_tune:])}
+
+    # ---- ELBO terms --------------------------------------------------------------------------------
+    @cached_property
+    def scorer(self) -> ElboScorer:
+        return ElboScorer(self.scheduler, self.preset.elbo, self.queries, self.query_ids, self.device)
+
+    def terms(self, model: Artefact, label: str, loader: Callable[[], torch.nn.Module] | None = None) -> np.ndarray:
+        """Cached [n_queries, n_grid] ELBO terms of a model artefact."""
+        spec = {"model": model.key, "queries": self.queries_artefact.key, "elbo": self.preset.elbo}
+
+        def build(folder: Path) -> None:
+            unet = loader() if loader else self.load(model)
+            np.save(folder / "terms.npy", self.scorer.terms(unet, label))
+
+        art = self.fetch("terms", spec, build)
+        if art.key not in self._terms:
+            self._terms[art.key] = np.load(art.path / "terms.npy")
+        return self._terms[art.key]
+
+    def full_terms(self) -> np.ndarray:
+        return self.terms(self.full, "ELBO full model", lambda: self.full_unet)
+
+    def elbo_difference(self, counterfactual_terms: list[np.ndarray]) -> np.ndarray:
+        """[n_queries, n_groups]: ELBO(full) - ELBO(counterfactual_k) = sum_t terms_k - sum_t terms_full."""
+        full = self.full_terms().sum(1)
+        return np.stack([t.sum(1) - full for t in counterfactual_terms], axis=1)
+
+    # ---- ground truth ------------------------------------------------------------------------------
+    def logoa(self, study: int = 0) -> np.ndarray:
+        """LOGOA matrix of LOGO study `study` (0 = coupled to the full model; >0 = noise-ceiling seeds)."""
+        seed = self.seed + study * CEILING_SEED_OFFSET
+        terms = []
+        for k in range(self.bench.n_groups):
+            art = self.trained_model(k, seed)
+            terms.append(self.terms(art, f"ELBO -{self.bench.group_names[k]} (seed {seed})"))
+        return self.elbo_difference(terms)
+
+    # ---- unlearning --------------------------------------------------------------------------------
+    def unlearned_terms(self, k: int, cfg: UnlearnConfig) -> np.ndarray:
+        """ELBO terms of the full model after an unlearning fine-tune that removes group k (cached)."""
+        cfg = replace(cfg, seed=cfg.seed + self.seed)
+        spec = {"full": self.full.key, "data": self.data_hash, "group": k, "unlearn": cfg}
+        label = f"unlearn -{self.bench.group_names[k]} ({cfg.forget_target})"
+
+        def build(folder: Path) -> None:
+            unet = unlearn_group(self.full_unet, self.scheduler, self.bench.images, self.bench.group_of, k, cfg,
+                                 self.device, label)
+            save_unet(unet.cpu(), folder)
+
+        art = self.fetch("unlearned", spec, build)
+        return self.terms(art, f"ELBO {label}")
+
+    def log(self, msg: str) -> None:
+        progress.log(msg)

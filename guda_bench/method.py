@@ -1,0 +1,37 @@
+"""The method contract: the only thing a plugin author learns.
+
+A method declares what it needs, may build something once (``prepare``, timed as "prepare"), and
+returns a [n_queries, n_groups] score matrix (``score``, timed as "score"); higher = more responsible.
+It raises ``Unavailable("why")`` when it cannot run here; anything else it raises, and any NaN or
+wrong shape it returns, makes its row ``failed`` while the run goes on.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from guda_bench.context import Context
+
+# What a method may declare in `requires`; the runner checks these before running it.
+KNOWN_REQUIREMENTS = frozenset({"full_model", "train_images", "cuda", "clip_weights", "class_conditional"})
+
+
+class Method:
+    """Base class of attribution methods."""
+
+    name: str = ""
+    requires: ClassVar[frozenset[str]] = frozenset()
+
+    def prepare(self, ctx: Context) -> None:  # noqa: B027 - optional hook
+        """Build counterfactual models or features once (cached through ctx.store where possible)."""
+
+    def score(self, ctx: Context) -> np.ndarray:
+        """Return scores of shape [n_queries, n_groups]."""
+        raise NotImplementedError
+
+    def describe_settings(self) -> dict:
+        """Settings recorded in the result row (override to expose a config)."""
+        return {}

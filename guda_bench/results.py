@@ -1,0 +1,90 @@
+"""Run-folder files: results.json (schema'd, with provenance), summary.csv, per-group CSV, score matrices.
+
+Every file is written atomically and rewritten after each method, so an interrupted run keeps every
+row it finished.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from guda_bench.config import to_jsonable
+from guda_bench.store import atomic_write_bytes, atomic_write_text
+
+SCHEMA_VERSION = 1
+HEADLINE = ("top1", "ndcg@3", "mrr", "top3", "rbo", "spearman")
+TIMING = ("prepare_s", "score_s", "cost_s", "speedup")
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def flat_row(row: dict[str, Any]) -> dict[str, Any]:
+    """One CSV row: metric means and CIs as columns, timings, status."""
+    out: dict[str, Any] = {"method": row["method"], "kind": row["kind"], "status": row["status"]}
+    for m in HEADLINE:
+        stats = row.get("metrics", {}).get(m)
+        out[m] = stats["mean"] if stats else None
+        out[f"{m}_ci_low"] = stats["ci_low"] if stats else None
+        out[f"{m}_ci_high"] = stats["ci_high"] if stats else None
+    for t in TIMING:
+        out[t] = row.get(t)
+    out["reason"] = row.get("reason", "")
+    return out
+
+
+def write_run(out: Path, results: dict[str, Any]) -> None:
+    atomic_write_text(out / "results.json", json.dumps(to_jsonable(results), indent=1, default=_clean))
+    frame = pd.DataFrame([flat_row(r) for r in results["rows"]])
+    atomic_write_text(out / "summary.csv", frame.to_csv(index=False, float_format="%.17g"))
+    groups = [dict(method=r["method"], **g) for r in results["rows"] for g in r.get("per_group", [])]
+    if groups:
+        atomic_write_text(out / "per_group.csv", pd.DataFrame(groups).to_csv(index=False, float_format="%.17g"))
+
+
+def save_scores(out: Path, name: str, scores: np.ndarray) -> None:
+    """Full-precision [n_queries, n_groups] matrix (all queries; the split is in results.json)."""
+    atomic_write_bytes(out / "scores" / f"{name}.npy", lambda p: np.save(open(p, "wb"), scores))
+
+
+def print_table(results: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console(width=max(Console().width, 150))
+    run = results["run"]
+    table = Table(title=f"guda-bench: {run['dataset']} ({run['grouping']}, preset {run['preset']}), "
+                        f"test split n={run['n_test']}, truth = LOGO seed {run['seed']}")
+    table.add_column("method", style="bold")
+    table.add_column("status")
+    for m in ("Top-1 [95% CI]", "NDCG@3 [95% CI]", "MRR", "Spearman"):
+        table.add_column(m, justify="right", no_wrap=True)
+    table.add_column("cost s", justify="right")
+    table.add_column("speedup", justify="right")
+    rows = sorted(results["rows"], key=lambda r: (r["kind"] != "ceiling", r["status"] != "ok",
+                                                  -(r.get("metrics", {}).get("top1", {}).get("mean") or 0)))
+    for r in rows:
+        cells = []
+        for m in ("top1", "ndcg@3"):
+            s = r.get("metrics", {}).get(m)
+            cells.append(f"{s['mean']:.3f} [{s['ci_low']:.2f}, {s['ci_high']:.2f}]" if s else "-")
+        for m in ("mrr", "spearman"):
+            s = r.get("metrics", {}).get(m)
+            cells.append(f"{s['mean']:.3f}" if s else "-")
+        status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r.get('reason', '')[:60]}"
+        cost = f"{r['cost_s']:.1f}" if r.get("cost_s") is not None else "-"
+        speed = f"{r['speedup']:,.1f}x" if r.get("speedup") else "-"
+        table.add_row(r["method"], status, *cells, cost, speed, end_section=r["kind"] == "ceiling")
+    console.print(table)
+    truth = results.get("truth", {})
+    if truth.get("class_sanity") is not None:
+        console.print(f"class-sanity (top LOGOA group = classifier's class): {truth['class_sanity']:.3f}; "
+                      f"LOGO cost {truth['cost_s']:.1f} s")

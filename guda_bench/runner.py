@@ -1,0 +1,198 @@
+"""Runs the ground truth and every requested method; turns failures into status rows.
+
+The runner names no concrete method: it knows the ground truth (LOGOA, from the core) and the
+registry. A method that raises `Unavailable` gets status "unavailable"; one that raises anything
+else or returns a wrong shape / non-finite values gets status "failed"; the run goes on.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+import traceback
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from guda_bench import metrics, progress
+from guda_bench.benchmark import Benchmark
+from guda_bench.config import canonical_hash
+from guda_bench.context import Context
+from guda_bench.errors import BenchError, Unavailable
+from guda_bench.method import KNOWN_REQUIREMENTS
+from guda_bench.provenance import environment
+from guda_bench.registry import DATASETS, METHODS
+from guda_bench.results import SCHEMA_VERSION, print_table, save_scores, write_run
+from guda_bench.store import Store
+
+
+@dataclass
+class RunSpec:
+    methods: list[str]
+    dataset: str = "digits"
+    preset: str = "default"
+    grouping: str = "class"
+    out: Path = Path("runs/latest")
+    cache: Path = Path(".guda-cache")
+    seed: int = 0
+    ceiling_seeds: int | None = None
+    device: str = "cpu"
+    quiet: bool = False
+
+
+def check_output_dir(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise BenchError(f"output folder {out} is not writable ({exc.strerror or exc})") from None
+
+
+def check_device(device: str) -> None:
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise BenchError(f"--device must be cpu or cuda, not {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BenchError("--device cuda was asked for, but torch sees no CUDA device here")
+
+
+def class_sanity(bench: Benchmark, queries: torch.Tensor, gold: np.ndarray) -> float | None:
+    """Share of queries whose top LOGOA group is the group of the class a simple classifier assigns."""
+    if bench.grouping != "class":
+        return None
+    from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression(max_iter=3000).fit(bench.images.flatten(1).numpy(), bench.labels)
+    predicted = clf.predict(queries.flatten(1).numpy())
+    group_of_class = {int(c): int(g) for c, g in zip(bench.labels, bench.group_of, strict=True)}
+    return float(np.mean([group_of_class[int(c)] == int(g) for c, g in zip(predicted, gold.argmax(1),
+                                                                              strict=True)]))
+
+
+def per_group(scores: np.ndarray, gold: np.ndarray, names: list[str]) -> list[dict[str, Any]]:
+    """Group-level results: for queries whose true top group is k, how often the method agrees."""
+    top_s, top_g = scores.argmax(1), gold.argmax(1)
+    rows = []
+    for k, name in enumerate(names):
+        sel = top_g == k
+        rows.append({"group": name, "n_queries": int(sel.sum()),
+                     "top1": float((top_s[sel] == k).mean()) if sel.any() else None,
+                     "predicted_top": int((top_s == k).sum())})
+    return rows
+
+
+def validate_scores(scores: Any, shape: tuple[int, int]) -> np.ndarray:
+    arr = np.asarray(scores, dtype=np.float64)
+    if arr.shape != shape:
+        raise ValueError(f"scores have shape {arr.shape}, expected {shape} (queries x groups)")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"scores contain {int((~np.isfinite(arr)).sum())} non-finite values")
+    return arr
+
+
+def run(spec: RunSpec) -> dict[str, Any]:
+    """Build (or load) the ground truth, run the methods, write the run folder; return the results dict."""
+    progress.set_enabled(not spec.quiet)
+    check_device(spec.device)
+    adapter = DATASETS.create(spec.dataset)
+    ok, why = adapter.available()
+    if not ok:
+        raise BenchError(f"dataset {spec.dataset!r} is not available here: {why}")
+    preset = adapter.preset(spec.preset)
+    if spec.ceiling_seeds is not None:
+        if spec.ceiling_seeds < 1:
+            raise BenchError("--ceiling-seeds must be >= 1")
+        preset = replace(preset, ceiling_seeds=spec.ceiling_seeds)
+    for name in spec.methods:
+        METHODS.entry(name)
+    check_output_dir(spec.out)
+    bench = adapter.load(preset, spec.grouping)
+    store = Store(spec.cache, log=progress.log)
+    ctx = Context(bench, store, seed=spec.seed, device=spec.device)
+    t_start = time.perf_counter()
+    ctx.full_unet, ctx.queries  # the model under attribution and its queries are given to every method
+    with ctx.stage() as truth_stage:
+        gold = ctx.logoa(0)
+    test = ctx.splits["test"]
+    full_share = ctx.full_terms().mean(0) / ctx.full_terms().mean(0).sum()
+    truth_hash = canonical_hash({"gold": gold.tobytes().hex(), "queries": ctx.queries_artefact.key})
+    results: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "run": {
+            "command": " ".join(shlex.quote(a) for a in sys.argv) if sys.argv else "",
+            "dataset": spec.dataset, "preset": preset.name, "grouping": spec.grouping, "seed": spec.seed,
+            "ceiling_seeds": preset.ceiling_seeds, "device": spec.device,
+            "n_groups": bench.n_groups, "groups": bench.group_names, "n_train": len(bench.images),
+            "n_queries": len(ctx.queries), "n_test": len(test), "n_tune": len(ctx.splits["tune"]),
+            "config_hash": canonical_hash(preset), "truth_hash": truth_hash, "data_hash": ctx.data_hash,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "preset_config": preset,
+        },
+        "provenance": environment(spec.device),
+        "splits": {k: v.tolist() for k, v in ctx.splits.items()},
+        "truth": {"cost_s": truth_stage["cost_s"], "class_sanity": class_sanity(bench, ctx.queries, gold),
+                  "elbo_timesteps": ctx.scorer.timesteps, "full_term_share": full_share.tolist(),
+                  "elbo_weighting": preset.elbo.weighting},
+        "rows": [],
+    }
+    save_scores(spec.out, "_truth_logoa", gold)
+    write_run(spec.out, results)
+
+    def summarize(scores: np.ndarray) -> dict[str, Any]:
+        return metrics.summarize(scores[test], gold[test], n_boot=preset.n_boot, seed=spec.seed)
+
+    if preset.ceiling_seeds > 1:
+        extra = np.mean([ctx.logoa(s) for s in range(1, preset.ceiling_seeds)], axis=0)
+        save_scores(spec.out, "_ceiling_logoa", extra)
+        results["rows"].append({"method": "noise-ceiling", "kind": "ceiling", "status": "ok",
+                                "metrics": summarize(extra), "per_group": per_group(extra[test], gold[test],
+                                                                                      bench.group_names),
+                                "reason": f"LOGO seeds 2..{preset.ceiling_seeds} vs seed 1"})
+        write_run(spec.out, results)
+
+    shape = (len(ctx.queries), bench.n_groups)
+    for name in spec.methods:
+        entry = METHODS.entry(name)
+        row: dict[str, Any] = {"method": name, "kind": "method", "source": entry.source,
+                               "description": entry.description}
+        try:
+            method = entry.create()
+            missing = set(method.requires) - KNOWN_REQUIREMENTS
+            if missing:
+                raise Unavailable(f"declares unknown requirements {sorted(missing)}")
+            if "cuda" in method.requires and not spec.device.startswith("cuda"):
+                raise Unavailable("needs a CUDA device (run with --device cuda on a GPU machine)")
+            with ctx.stage() as prep:
+                method.prepare(ctx)
+            with ctx.stage() as sc:
+                scores = validate_scores(method.score(ctx), shape)
+            cost = prep["cost_s"] + sc["cost_s"]
+            row.update(status="ok", metrics=summarize(scores), prepare_s=prep["wall_s"], score_s=sc["wall_s"],
+                       prepare_cost_s=prep["cost_s"], score_cost_s=sc["cost_s"], cost_s=cost,
+                       speedup=truth_stage["cost_s"] / cost if cost > 0 else None,
+                       settings=method.describe_settings(),
+                       tune_top1=float(metrics.per_query_metrics(scores[ctx.splits["tune"]],
+                                                                 gold[ctx.splits["tune"]])["top1"].mean()),
+                       per_group=per_group(scores[test], gold[test], bench.group_names))
+            save_scores(spec.out, name, scores)
+        except Unavailable as exc:
+            row.update(status="unavailable", reason=str(exc))
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # a failing method must not stop the others
+            row.update(status="failed", reason=f"{type(exc).__name__}: {exc}",
+                       traceback=traceback.format_exc(limit=5))
+        results["rows"].append(row)
+        write_run(spec.out, results)
+        if row["status"] != "ok":
+            progress.log(f"{name}: {row['status']}: {row['reason']}")
+    results["run"]["wall_s"] = time.perf_counter() - t_start
+    write_run(spec.out, results)
+    if not spec.quiet:
+        print_table(results)
+    return results

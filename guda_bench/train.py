@@ -1,0 +1,86 @@
+"""Diffusion training with coupled randomness (SPEC §2).
+
+The full model and every leave-one-group-out model of a seed start from the same initial weights and
+consume the same stream of random draws: epoch permutations are drawn over the FULL dataset and then
+filtered to the images that are kept, and each step's timesteps and noise come from a generator keyed
+by (seed, step). So the data is the only difference between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers.optimization import get_cosine_schedule_with_warmup
+from diffusers.training_utils import EMAModel
+
+from guda_bench import progress
+from guda_bench.config import ModelConfig, TrainRecipe
+from guda_bench.models import build_scheduler, build_unet
+
+
+def _seed_of(*parts: int) -> int:
+    """A 63-bit seed from integers, stable across platforms and Python runs."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def coupled_batches(n_total: int, keep: np.ndarray, batch_size: int, seed: int) -> Iterator[np.ndarray]:
+    """Batches of kept indices from per-epoch permutations of all n_total indices (shared order)."""
+    keep_mask = np.zeros(n_total, dtype=bool)
+    keep_mask[keep] = True
+    buf: list[int] = []
+    epoch = 0
+    while True:
+        perm = np.random.default_rng(_seed_of(seed, 1, epoch)).permutation(n_total)
+        buf.extend(int(i) for i in perm if keep_mask[i])
+        epoch += 1
+        while len(buf) >= batch_size:
+            yield np.asarray(buf[:batch_size])
+            del buf[:batch_size]
+
+
+def step_draws(step: int, seed: int, batch: int, shape: tuple[int, ...], n_timesteps: int,
+               device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Timesteps and noise of one training step, identical for every model of a seed."""
+    g = torch.Generator().manual_seed(_seed_of(seed, 2, step))
+    t = torch.randint(0, n_timesteps, (batch,), generator=g)
+    noise = torch.randn((batch, *shape), generator=g)
+    return t.to(device), noise.to(device)
+
+
+def train_model(images: torch.Tensor, keep: np.ndarray, model_cfg: ModelConfig, recipe: TrainRecipe, seed: int,
+                device: str = "cpu", label: str = "train") -> torch.nn.Module:
+    """Train a UNet2DModel on images[keep]; return the EMA weights (used for sampling and scoring)."""
+    torch.manual_seed(_seed_of(seed, 0))  # identical init for every model of this seed
+    unet = build_unet(model_cfg).to(device).train()
+    scheduler = build_scheduler(recipe)
+    abar = scheduler.alphas_cumprod.to(device)
+    opt = torch.optim.AdamW(unet.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    sched = get_cosine_schedule_with_warmup(opt, recipe.warmup_steps, recipe.steps)
+    ema = EMAModel(unet.parameters(), decay=recipe.ema_decay)
+    data = images.to(device)
+    batches = coupled_batches(len(images), keep, recipe.batch_size, seed)
+    shape = tuple(images.shape[1:])
+    with progress.bar(label, recipe.steps) as advance:
+        for step in range(recipe.steps):
+            idx = torch.from_numpy(next(batches)).to(device)
+            x0 = data[idx]
+            t, noise = step_draws(step, seed, len(idx), shape, recipe.num_train_timesteps, device)
+            if recipe.hflip:
+                flip = torch.rand(len(idx), generator=torch.Generator().manual_seed(_seed_of(seed, 3, step))) < 0.5
+                x0 = torch.where(flip.to(device)[:, None, None, None], x0.flip(-1), x0)
+            a = abar[t].sqrt()[:, None, None, None]
+            s = (1 - abar[t]).sqrt()[:, None, None, None]
+            pred = unet(a * x0 + s * noise, t).sample
+            loss = F.mse_loss(pred, noise)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(unet.parameters(), recipe.grad_clip)
+            opt.step()
+            sched.step()
+            ema.step(unet.parameters())
+            advance(1)
+    ema.copy_to(unet.parameters())
+    return unet.eval()

@@ -1,0 +1,115 @@
+"""Group unlearning fine-tunes (SPEC §4.1): GUDA-U's ReTrack and the reference unlearners.
+
+One loop serves every variant; they differ only in the forget target:
+- "retrack": posterior-weighted epsilon implied by the K nearest RETAIN neighbours (stable softmax);
+- "retrack-clipped": each neighbour shift delta_j rescaled to L2 norm <= sqrt(2 * kl_cap);
+- "reference": what the public reference code computes (weights underflow, target = 0);
+- "none": retain-only fine-tune (no forget term);
+- "ascent": gradient ascent on the forget images' denoising loss.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler
+from diffusers.optimization import get_constant_schedule_with_warmup
+from sklearn.neighbors import NearestNeighbors
+
+from guda_bench import progress
+from guda_bench.config import UnlearnConfig
+from guda_bench.train import _seed_of
+
+FORGET_TARGETS = ("retrack", "retrack-clipped", "reference", "none", "ascent")
+
+
+def retain_neighbours(forget: torch.Tensor, retain: torch.Tensor, k: int) -> np.ndarray:
+    """Indices [n_forget, k] of each forget image's k nearest retain images in pixel space."""
+    k = min(k, len(retain))
+    nn = NearestNeighbors(n_neighbors=k).fit(retain.flatten(1).numpy())
+    return nn.kneighbors(forget.flatten(1).numpy(), return_distance=False)
+
+
+def retrack_target(x_f: torch.Tensor, eps: torch.Tensor, anchors: torch.Tensor, sqrt_ab: torch.Tensor,
+                   sigma: torch.Tensor, kl_cap: float | None = None) -> torch.Tensor:
+    """eps + sum_j w_j delta_j with w = softmax_j(-||x_t - sqrt(abar) a_j||^2 / (2 sigma^2)).
+
+    x_f, eps: [B, C, H, W]; anchors: [B, K, C, H, W]; sqrt_ab, sigma: [B]. With kl_cap, every
+    delta_j = (sqrt(abar)/sigma)(x_f - a_j) is rescaled to norm <= sqrt(2 kl_cap) (the paper's KL cap).
+    """
+    b = x_f.shape[0]
+    sa = sqrt_ab.view(b, 1, 1)
+    sg = sigma.view(b, 1, 1)
+    xf = x_f.flatten(1)[:, None]  # [B, 1, D]
+    a = anchors.flatten(2)  # [B, K, D]
+    e = eps.flatten(1)[:, None]
+    delta = sa / sg * (xf - a)  # [B, K, D]
+    logits = -(e + delta).pow(2).sum(-1) / 2  # -||x_t - sqrt(abar) a_j||^2 / (2 sigma^2)
+    w = torch.softmax(logits, dim=1)  # log-sum-exp stable
+    if kl_cap is not None:
+        norm = delta.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        delta = delta * (np.sqrt(2 * kl_cap) / norm).clamp(max=1.0)
+    return (e[:, 0] + (w[..., None] * delta).sum(1)).view_as(eps)
+
+
+def unlearn_group(full: torch.nn.Module, scheduler: DDPMScheduler, images: torch.Tensor, group_of: np.ndarray,
+                  k: int, cfg: UnlearnConfig, device: str = "cpu", label: str = "unlearn") -> torch.nn.Module:
+    """Fine-tune a copy of `full` to remove group k; return the raw (non-EMA) weights, as the reference."""
+    if cfg.forget_target not in FORGET_TARGETS:
+        raise ValueError(f"unknown forget_target {cfg.forget_target!r} (known: {', '.join(FORGET_TARGETS)})")
+    forget = images[group_of == k]
+    retain = images[group_of != k]
+    student = copy.deepcopy(full).to(device).train()
+    teacher = full.to(device).eval() if cfg.retain_loss == "distill" else None
+    neighbours = None
+    if cfg.forget_target in ("retrack", "retrack-clipped"):
+        neighbours = torch.from_numpy(retain_neighbours(forget, retain, cfg.k_neighbours))
+    abar = scheduler.alphas_cumprod.float()
+    n_t = scheduler.config.num_train_timesteps
+    opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = get_constant_schedule_with_warmup(opt, cfg.warmup_steps)
+    shape = tuple(images.shape[1:])
+    with progress.bar(label, cfg.steps) as advance:
+        for step in range(cfg.steps):
+            g = torch.Generator().manual_seed(_seed_of(cfg.seed, 5, k, step))
+            ri = torch.randint(0, len(retain), (cfg.pair_batch,), generator=g)
+            fi = torch.randint(0, len(forget), (cfg.pair_batch,), generator=g)
+            t_r = torch.randint(0, n_t, (cfg.pair_batch,), generator=g)
+            t_f = torch.randint(0, n_t, (cfg.pair_batch,), generator=g)
+            eps_r = torch.randn((cfg.pair_batch, *shape), generator=g)
+            eps_f = torch.randn((cfg.pair_batch, *shape), generator=g)
+            xr = retain[ri]
+            xt_r = abar[t_r].sqrt().view(-1, 1, 1, 1) * xr + (1 - abar[t_r]).sqrt().view(-1, 1, 1, 1) * eps_r
+            pred_r = student(xt_r.to(device), t_r.to(device)).sample
+            if teacher is not None:
+                with torch.no_grad():
+                    target_r = teacher(xt_r.to(device), t_r.to(device)).sample
+            else:
+                target_r = eps_r.to(device)
+            loss = F.mse_loss(pred_r, target_r)
+            if cfg.forget_target != "none":
+                xf = forget[fi]
+                sa, sg = abar[t_f].sqrt(), (1 - abar[t_f]).sqrt()
+                xt_f = sa.view(-1, 1, 1, 1) * xf + sg.view(-1, 1, 1, 1) * eps_f
+                pred_f = student(xt_f.to(device), t_f.to(device)).sample
+                if cfg.forget_target == "ascent":
+                    loss = loss - cfg.lambda_forget * F.mse_loss(pred_f, eps_f.to(device))
+                else:
+                    if cfg.forget_target == "reference":
+                        target = torch.zeros_like(eps_f)
+                    else:
+                        cap = cfg.kl_cap if cfg.forget_target == "retrack-clipped" else None
+                        target = retrack_target(xf, eps_f, retain[neighbours[fi]], sa, sg, cap)
+                    loss = loss + cfg.lambda_forget * F.mse_loss(pred_f, target.to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            advance(1)
+    if teacher is not None:
+        teacher.train(False)
+    return student.eval()

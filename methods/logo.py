@@ -1,0 +1,23 @@
+"""LOGO: leave-one-group-out retraining, the counterfactual ground truth (SPEC §2)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from guda_bench.context import Context
+from guda_bench.method import Method
+from guda_bench.registry import register_method
+
+
+@register_method("logo", description="leave-one-group-out retraining + ELBO difference (the ground truth itself)")
+class Logo(Method):
+    """LOGOA_k = ELBO(full) - ELBO(retrained without group k). Top-1 = 1 by construction: a sanity row
+    whose cost is the reference for every speedup."""
+
+    requires = frozenset({"full_model", "train_images"})
+
+    def prepare(self, ctx: Context) -> None:
+        self._scores = ctx.logoa(0)
+
+    def score(self, ctx: Context) -> np.ndarray:
+        return self._scores
