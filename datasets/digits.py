@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from guda_bench.datasets.base import DatasetAdapter
 
 from guda_bench.benchmark import Benchmark
 from guda_bench.config import ElboConfig, ModelConfig, Preset, QueryConfig, TrainRecipe, UnlearnConfig
-from guda_bench.datasets.base import DatasetAdapter
 from guda_bench.errors import BenchError
 from guda_bench.registry import register_dataset
 
@@ -27,11 +27,11 @@ SMOKE = Preset(
 DEFAULT = Preset(
     name="default",
     model=ModelConfig(block_out_channels=(32, 64), norm_num_groups=8),
-    recipe=TrainRecipe(steps=1500, batch_size=128, lr=2e-3, warmup_steps=100, ema_decay=0.995),
+    recipe=TrainRecipe(steps=800, batch_size=64, lr=2e-3, warmup_steps=50, ema_decay=0.995),
     elbo=ElboConfig(t_start=10, t_stop=1000, t_stride=20),
-    queries=QueryConfig(n_queries=400, inference_steps=1000, batch_size=400),
-    unlearn=UnlearnConfig(steps=40, pair_batch=64),
-    ceiling_seeds=2,
+    queries=QueryConfig(n_queries=400, inference_steps=250, batch_size=400),
+    unlearn=UnlearnConfig(steps=20, pair_batch=32),
+    ceiling_seeds=1,
 )
 
 

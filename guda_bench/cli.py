@@ -77,10 +77,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_list(_: argparse.Namespace) -> int:
+    import torch
     from rich.console import Console
     from rich.table import Table
-
-    import torch
 
     from guda_bench.registry import DATASETS, METHODS
 

@@ -32,7 +32,7 @@ def kl_weights(scheduler: DDPMScheduler, timesteps: list[int], weighting: str) -
     if min(timesteps) < 1:
         raise ValueError("the KL weighting needs t >= 1 (the t = 0 term is the decoder term)")
     betas = scheduler.betas.double()
-    abar = scheduler.alphas_cumprod.double()
+    abar = torch.cumprod(1 - betas, 0)  # in float64: 1 - abar at small t loses digits in float32
     t = torch.tensor(timesteps)
     beta, alpha, ab, ab_prev = betas[t], 1 - betas[t], abar[t], abar[t - 1]
     var_post = beta * (1 - ab_prev) / (1 - ab)

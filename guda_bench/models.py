@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
 from guda_bench.config import ModelConfig, TrainRecipe

@@ -1,7 +1,8 @@
 """Typed registries for methods and datasets: decorator, lazy built-ins, entry points, did-you-mean.
 
-Built-ins are named here by module path only and imported on first use, so `guda-bench list` and
-a run that needs one method do not import every method. Third-party packages register through the
+Built-ins are named here by module path only and imported on the first lookup; they keep their
+heavy imports (torch models, the run context) inside functions or under TYPE_CHECKING, so a lookup,
+a typo's did-you-mean and `guda-bench list` stay fast. Third-party packages register through the
 entry-point groups ``guda_bench.methods`` and ``guda_bench.datasets``: the entry point names a module
 (or an object inside it) whose import runs the decorators.
 """

@@ -115,7 +115,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
     store = Store(spec.cache, log=progress.log)
     ctx = Context(bench, store, seed=spec.seed, device=spec.device)
     t_start = time.perf_counter()
-    ctx.full_unet, ctx.queries  # the model under attribution and its queries are given to every method
+    _ = ctx.full_unet, ctx.queries  # the model under attribution and its queries: given to every method
     with ctx.stage() as truth_stage:
         gold = ctx.logoa(0)
     test = ctx.splits["test"]

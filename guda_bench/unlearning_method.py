@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from guda_bench.context import Context
 from guda_bench.method import Method
+
+if TYPE_CHECKING:
+    from guda_bench.context import Context
 
 
 class UnlearningMethod(Method):

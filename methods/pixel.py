@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
-from guda_bench.context import Context
 from guda_bench.method import Method
 from guda_bench.registry import register_method
+
+if TYPE_CHECKING:
+    from guda_bench.context import Context
 
 
 @register_method("pixel-cosine", aggregate="mean", description="mean cosine similarity to the group's images")

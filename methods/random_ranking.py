@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from guda_bench.context import Context
 from guda_bench.method import Method
 from guda_bench.registry import register_method
+
+if TYPE_CHECKING:
+    from guda_bench.context import Context
 
 
 @register_method("random", description="uniformly random scores (seeded): the chance floor")
