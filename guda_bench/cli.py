@@ -40,6 +40,24 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+    return value
+
+
+def method_option(text: str) -> tuple[str, str, str]:
+    head, sep, value = text.partition("=")
+    name, dot, key = head.rpartition(".")
+    if not sep or not dot or not name or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not METHOD.KEY=VALUE")
+    return name, key, value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="guda-bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -55,10 +73,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ceiling-seeds", type=positive_int, default=None,
                      help="LOGO studies in all; >= 2 adds a noise-ceiling row (default: the preset's)")
     run.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    run.add_argument("--method-timeout", type=positive_float, default=None,
+                     help="seconds a method may take (prepare + score) before its row is marked failed")
+    run.add_argument("--option", action="append", default=[], type=method_option, metavar="METHOD.KEY=VALUE",
+                     help="a method setting, e.g. clip.weights=/path/to/open_clip.bin (repeatable)")
     run.add_argument("--quiet", action="store_true", help="no progress bars or table")
     sub.add_parser("list", help="registered methods and datasets, and whether each can run here")
     sub.add_parser("env", help="versions, device and git state (the provenance a run records)")
     return parser
+
+
+def collect_options(items: list[tuple[str, str, str]]) -> dict[str, dict[str, str]]:
+    options: dict[str, dict[str, str]] = {}
+    for name, key, value in items:
+        options.setdefault(name, {})[key] = value
+    return options
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -70,7 +99,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cache = args.cache or Path(os.environ.get("GUDA_BENCH_CACHE", ".guda-cache"))
     spec = RunSpec(methods=resolve_methods(args.method), dataset=args.dataset, preset=args.preset,
                    grouping=args.grouping, out=args.out, cache=cache, seed=args.seed,
-                   ceiling_seeds=args.ceiling_seeds, device=args.device, quiet=args.quiet)
+                   ceiling_seeds=args.ceiling_seeds, device=args.device, quiet=args.quiet,
+                   method_timeout=args.method_timeout, method_options=collect_options(args.option))
     run(spec)
     print(f"wrote {args.out / 'summary.csv'} and {args.out / 'results.json'}")
     return 0

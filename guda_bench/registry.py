@@ -40,8 +40,12 @@ class Entry(Generic[T]):
     description: str = ""
     source: str = "builtin"
 
-    def create(self) -> T:
-        obj = self.cls(**self.options)
+    def create(self, overrides: dict[str, Any] | None = None) -> T:
+        """Instantiate with the variant's options, then the user's overrides (`--option NAME.KEY=VALUE`)."""
+        try:
+            obj = self.cls(**{**self.options, **(overrides or {})})
+        except TypeError as exc:
+            raise BenchError(f"bad options for {self.name!r}: {exc}") from None
         obj.name = self.name  # type: ignore[attr-defined]
         return obj
 

@@ -8,10 +8,14 @@ else or returns a wrong shape / non-finite values gets status "failed"; the run 
 from __future__ import annotations
 
 import shlex
+import signal
 import sys
+import threading
 import time
 import traceback
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +46,31 @@ class RunSpec:
     ceiling_seeds: int | None = None
     device: str = "cpu"
     quiet: bool = False
+    method_timeout: float | None = None  # seconds per method (prepare + score); None: no limit
+    method_options: dict[str, dict[str, str]] = field(default_factory=dict)  # --option NAME.KEY=VALUE
+
+
+class MethodTimeout(Exception):
+    """Raised inside a method that ran past --method-timeout."""
+
+
+@contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Interrupt the main thread after `seconds` (SIGALRM; a no-op without a limit or off the main thread)."""
+    if not seconds or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise MethodTimeout(f"timed out after {seconds:g} s (--method-timeout)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def check_output_dir(out: Path) -> None:
@@ -110,6 +139,9 @@ def run(spec: RunSpec) -> dict[str, Any]:
         preset = replace(preset, ceiling_seeds=spec.ceiling_seeds)
     for name in spec.methods:
         METHODS.entry(name)
+    for name in spec.method_options:
+        if name not in spec.methods:
+            raise BenchError(f"--option for {name!r}, which is not in --method")
     check_output_dir(spec.out)
     bench = adapter.load(preset, spec.grouping)
     store = Store(spec.cache, log=progress.log)
@@ -161,16 +193,17 @@ def run(spec: RunSpec) -> dict[str, Any]:
         row: dict[str, Any] = {"method": name, "kind": "method", "source": entry.source,
                                "description": entry.description}
         try:
-            method = entry.create()
+            method = entry.create(spec.method_options.get(name))
             missing = set(method.requires) - KNOWN_REQUIREMENTS
             if missing:
                 raise Unavailable(f"declares unknown requirements {sorted(missing)}")
             if "cuda" in method.requires and not spec.device.startswith("cuda"):
                 raise Unavailable("needs a CUDA device (run with --device cuda on a GPU machine)")
-            with ctx.stage() as prep:
-                method.prepare(ctx)
-            with ctx.stage() as sc:
-                scores = validate_scores(method.score(ctx), shape)
+            with time_limit(spec.method_timeout):
+                with ctx.stage() as prep:
+                    method.prepare(ctx)
+                with ctx.stage() as sc:
+                    scores = validate_scores(method.score(ctx), shape)
             cost = prep["cost_s"] + sc["cost_s"]
             row.update(status="ok", metrics=summarize(scores), prepare_s=prep["wall_s"], score_s=sc["wall_s"],
                        prepare_cost_s=prep["cost_s"], score_cost_s=sc["cost_s"], cost_s=cost,

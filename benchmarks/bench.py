@@ -1,0 +1,121 @@
+"""Speed benchmarks as ratios measured in one process: writes benchmarks/results.json.
+
+- ELBO scoring throughput (image-timesteps/s) vs the raw batched UNet forward on the same inputs;
+- training throughput (images/s) of guda_bench.train vs a bare diffusers training loop (same model, batch);
+- optionally GUDA's speedup vs LOGO and a warm run's wall seconds, read from a run folder (--run DIR).
+
+Usage: python benchmarks/bench.py [--preset default] [--run runs/digits] [--out benchmarks/results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from guda_bench import progress
+from guda_bench.config import ElboConfig, to_jsonable
+from guda_bench.elbo import ElboScorer
+from guda_bench.models import build_scheduler, build_unet
+from guda_bench.provenance import environment
+from guda_bench.registry import DATASETS
+from guda_bench.store import atomic_write_text
+from guda_bench.train import train_model
+
+
+def best_of(fn, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def bench_elbo(preset, n_queries: int = 200) -> dict:
+    torch.manual_seed(0)
+    unet = build_unet(preset.model).eval()
+    sched = build_scheduler(preset.recipe)
+    queries = torch.rand((n_queries, preset.model.in_channels, preset.model.sample_size, preset.model.sample_size))
+    cfg = ElboConfig(t_start=10, t_stop=1000, t_stride=100, batch_size=preset.elbo.batch_size)
+    scorer = ElboScorer(sched, cfg, queries * 2 - 1, [str(i) for i in range(n_queries)])
+    scorer.noise()  # drawn once per scorer and reused for every model: not part of per-model throughput
+    n = n_queries * len(cfg.timesteps())
+    xt = torch.randn((n, *queries.shape[1:]))
+    t = torch.randint(0, 1000, (n,))
+
+    def raw() -> None:
+        with torch.no_grad():
+            for s in range(0, n, cfg.batch_size):
+                unet(xt[s:s + cfg.batch_size], t[s:s + cfg.batch_size])
+
+    raw_s = best_of(raw)
+    elbo_s = best_of(lambda: scorer.terms(unet))
+    return {"image_timesteps": n, "raw_forward_per_s": n / raw_s, "elbo_per_s": n / elbo_s,
+            "ratio": raw_s / elbo_s, "target_ratio": 0.8}
+
+
+def bench_train(preset, steps: int = 60) -> dict:
+    adapter = DATASETS.create("digits")
+    bench = adapter.load(preset)
+    recipe = preset.recipe.__class__(**{**to_jsonable(preset.recipe), "steps": steps})
+    keep = np.arange(len(bench.images))
+
+    def ours() -> None:
+        train_model(bench.images, keep, preset.model, recipe, seed=0)
+
+    def bare() -> None:
+        torch.manual_seed(0)
+        unet = build_unet(preset.model).train()
+        sched = build_scheduler(recipe)
+        opt = torch.optim.AdamW(unet.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        for _ in range(steps):
+            idx = torch.randint(0, len(bench.images), (recipe.batch_size,))
+            x0 = bench.images[idx]
+            noise = torch.randn_like(x0)
+            t = torch.randint(0, recipe.num_train_timesteps, (recipe.batch_size,))
+            loss = F.mse_loss(unet(sched.add_noise(x0, noise, t), t).sample, noise)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    bare_s, ours_s = best_of(bare, 2), best_of(ours, 2)
+    n = steps * recipe.batch_size
+    return {"images": n, "bare_diffusers_per_s": n / bare_s, "guda_bench_per_s": n / ours_s,
+            "ratio": bare_s / ours_s, "target_ratio": 0.9}
+
+
+def from_run(run: Path) -> dict:
+    results = json.loads((run / "results.json").read_text())
+    rows = {r["method"]: r for r in results["rows"]}
+    out = {"run": str(run), "wall_s": results["run"].get("wall_s"), "truth_cost_s": results["truth"]["cost_s"]}
+    if "guda" in rows and rows["guda"].get("speedup"):
+        out["guda_speedup_vs_logo"] = rows["guda"]["speedup"]
+        out["guda_top1"] = rows["guda"]["metrics"]["top1"]["mean"]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", default="default")
+    ap.add_argument("--run", type=Path, action="append", default=[],
+                    help="run folder(s) to read speedups / wall seconds from (e.g. a cold and a warm run)")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results.json"))
+    args = ap.parse_args()
+    progress.set_enabled(False)
+    torch.set_num_threads(torch.get_num_threads())
+    preset = DATASETS.create("digits").preset(args.preset)
+    result = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "preset": args.preset,
+              "environment": environment(), "elbo": bench_elbo(preset), "train": bench_train(preset),
+              "runs": [from_run(r) for r in args.run]}
+    atomic_write_text(args.out, json.dumps(result, indent=1))
+    print(json.dumps({k: result[k] for k in ("elbo", "train", "runs")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
