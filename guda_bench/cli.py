@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bars or table")
     sub.add_parser("list", help="registered methods and datasets, and whether each can run here")
     sub.add_parser("env", help="versions, device and git state (the provenance a run records)")
+    bench = sub.add_parser("bench", help="speed ratios (ELBO vs raw forward, training vs bare diffusers loop)")
+    bench.add_argument("--preset", default="default")
+    bench.add_argument("--run", type=Path, action="append", default=[],
+                       help="run folder to read GUDA's speedup and wall seconds from (repeatable: cold, warm)")
+    bench.add_argument("--out", type=Path, default=Path("benchmarks/results.json"))
     return parser
 
 
@@ -119,6 +124,8 @@ def cmd_list(_: argparse.Namespace) -> int:
     for e in METHODS.entries():
         requires = getattr(e.cls, "requires", frozenset())
         here = "no (needs CUDA)" if "cuda" in requires and not torch.cuda.is_available() else "yes"
+        if "clip_weights" in requires:
+            here = "with local CLIP weights (--option clip.weights=PATH or $GUDA_BENCH_CLIP_WEIGHTS)"
         table.add_row(e.name, here, e.description, e.source)
     for name, err in METHODS.load_errors.items():
         table.add_row(name, "no (plugin failed to load)", err, "entry point")
@@ -142,9 +149,17 @@ def cmd_env(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from guda_bench.bench import run_benchmarks
+
+    result = run_benchmarks(args.preset, args.run, args.out)
+    print(json.dumps({k: result[k] for k in ("elbo", "train", "runs")}, indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": cmd_run, "list": cmd_list, "env": cmd_env}[args.command]
+    handler = {"run": cmd_run, "list": cmd_list, "env": cmd_env, "bench": cmd_bench}[args.command]
     try:
         return handler(args)
     except BenchError as exc:

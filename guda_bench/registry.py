@@ -26,6 +26,7 @@ BUILTIN_METHOD_MODULES = (
     "guda_bench.methods.unlearn_refs",
     "guda_bench.methods.pixel",
     "guda_bench.methods.random_ranking",
+    "guda_bench.methods.clip",
 )
 BUILTIN_DATASET_MODULES = ("guda_bench.datasets.digits",)
 

@@ -1,15 +1,14 @@
-"""Speed benchmarks as ratios measured in one process: writes benchmarks/results.json.
+"""Speed benchmarks as ratios measured in one process (`guda-bench bench`): writes benchmarks/results.json.
 
 - ELBO scoring throughput (image-timesteps/s) vs the raw batched UNet forward on the same inputs;
 - training throughput (images/s) of guda_bench.train vs a bare diffusers training loop (same model, batch);
 - optionally GUDA's speedup vs LOGO and a warm run's wall seconds, read from a run folder (--run DIR).
 
-Usage: python benchmarks/bench.py [--preset default] [--run runs/digits] [--out benchmarks/results.json]
+Usage: guda-bench bench [--preset default] [--run runs/digits --run runs/digits-warm] [--out FILE]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch.nn.functional as F
 from guda_bench import progress
 from guda_bench.config import ElboConfig, to_jsonable
 from guda_bench.elbo import ElboScorer
+from guda_bench.errors import BenchError
 from guda_bench.models import build_scheduler, build_unet
 from guda_bench.provenance import environment
 from guda_bench.registry import DATASETS
@@ -100,22 +100,15 @@ def from_run(run: Path) -> dict:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--preset", default="default")
-    ap.add_argument("--run", type=Path, action="append", default=[],
-                    help="run folder(s) to read speedups / wall seconds from (e.g. a cold and a warm run)")
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results.json"))
-    args = ap.parse_args()
+def run_benchmarks(preset_name: str, runs: list[Path], out: Path) -> dict:
+    """Measure, write `out` atomically, return the figures."""
     progress.set_enabled(False)
-    torch.set_num_threads(torch.get_num_threads())
-    preset = DATASETS.create("digits").preset(args.preset)
-    result = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "preset": args.preset,
+    for r in runs:
+        if not (r / "results.json").exists():
+            raise BenchError(f"--run {r}: no results.json there")
+    preset = DATASETS.create("digits").preset(preset_name)
+    result = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "preset": preset_name,
               "environment": environment(), "elbo": bench_elbo(preset), "train": bench_train(preset),
-              "runs": [from_run(r) for r in args.run]}
-    atomic_write_text(args.out, json.dumps(result, indent=1))
-    print(json.dumps({k: result[k] for k in ("elbo", "train", "runs")}, indent=1))
-
-
-if __name__ == "__main__":
-    main()
+              "runs": [from_run(r) for r in runs]}
+    atomic_write_text(out, json.dumps(result, indent=1))
+    return result

@@ -1,0 +1,201 @@
+"""A class-conditional diffusion model over GROUP labels, and ESD-style negative-guidance unlearning (SPEC §4.2).
+
+The conditional model is a diffusers UNet2DModel built from the preset's ModelConfig with one class
+embedding per group plus a null label (index n_groups), trained with the preset's recipe and
+classifier-free-guidance label dropout. It only supplies ESD targets: the model under attribution
+stays the unconditional full model.
+
+ESD (Gandikota et al. 2023) target for forgetting group k at (x_t, t), with guidance scale w:
+    target = eps_c(x_t, t, null) - w * (eps_c(x_t, t, k) - eps_c(x_t, t, null))
+The student (a copy of the unconditional full model) is fine-tuned with
+    loss = ||eps_s(x_t^r, t) - eps^r||^2 + lambda * ||eps_s(x_t^f, t) - target||^2
+on retain images r and forget images f (group k), with Adam and gradient clipping.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, UNet2DModel
+from diffusers.optimization import get_cosine_schedule_with_warmup
+from diffusers.training_utils import EMAModel
+
+from guda_bench import progress
+from guda_bench.config import ModelConfig, TrainRecipe
+from guda_bench.models import build_scheduler, save_unet
+from guda_bench.store import Artefact
+from guda_bench.train import _seed_of, coupled_batches, step_draws
+
+if TYPE_CHECKING:
+    from guda_bench.context import Context
+
+LABEL_DROPOUT = 0.1  # classifier-free guidance training: share of labels replaced by the null label
+
+
+def build_conditional_unet(cfg: ModelConfig, n_groups: int) -> UNet2DModel:
+    """UNet2DModel like models.build_unet, plus a class embedding for labels 0..n_groups (n_groups = null)."""
+    return UNet2DModel(
+        sample_size=cfg.sample_size,
+        in_channels=cfg.in_channels,
+        out_channels=cfg.in_channels,
+        block_out_channels=tuple(cfg.block_out_channels),
+        layers_per_block=cfg.layers_per_block,
+        down_block_types=tuple(cfg.down_block_types),
+        up_block_types=tuple(cfg.up_block_types),
+        norm_num_groups=cfg.norm_num_groups,
+        dropout=cfg.dropout,
+        num_class_embeds=n_groups + 1,
+    )
+
+
+def train_conditional(images: torch.Tensor, group_of: np.ndarray, n_groups: int, model_cfg: ModelConfig,
+                      recipe: TrainRecipe, seed: int, label_dropout: float = LABEL_DROPOUT, device: str = "cpu",
+                      label: str = "train conditional") -> UNet2DModel:
+    """train.train_model's recipe (coupled batches and draws, AdamW, cosine schedule, EMA) with group labels.
+
+    Each step replaces a seeded share `label_dropout` of the labels by the null label n_groups.
+    Returns the EMA weights.
+    """
+    torch.manual_seed(_seed_of(seed, 0, 1))
+    unet = build_conditional_unet(model_cfg, n_groups).to(device).train()
+    scheduler = build_scheduler(recipe)
+    abar = scheduler.alphas_cumprod.to(device)
+    opt = torch.optim.AdamW(unet.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    sched = get_cosine_schedule_with_warmup(opt, recipe.warmup_steps, recipe.steps)
+    ema = EMAModel(unet.parameters(), decay=recipe.ema_decay)
+    data = images.to(device)
+    groups = torch.as_tensor(np.asarray(group_of), dtype=torch.long)
+    batches = coupled_batches(len(images), np.arange(len(images)), recipe.batch_size, seed)
+    shape = tuple(images.shape[1:])
+    with progress.bar(label, recipe.steps) as advance:
+        for step in range(recipe.steps):
+            idx_np = next(batches)
+            idx = torch.from_numpy(idx_np)
+            x0 = data[idx.to(device)]
+            t, noise = step_draws(step, seed, len(idx), shape, recipe.num_train_timesteps, device)
+            g = torch.Generator().manual_seed(_seed_of(seed, 6, step))
+            if recipe.hflip:
+                flip = torch.rand(len(idx), generator=torch.Generator().manual_seed(_seed_of(seed, 3, step))) < 0.5
+                x0 = torch.where(flip.to(device)[:, None, None, None], x0.flip(-1), x0)
+            drop = torch.rand(len(idx), generator=g) < label_dropout
+            labels = torch.where(drop, torch.full_like(groups[idx], n_groups), groups[idx]).to(device)
+            a = abar[t].sqrt()[:, None, None, None]
+            s = (1 - abar[t]).sqrt()[:, None, None, None]
+            pred = unet(a * x0 + s * noise, t, class_labels=labels).sample
+            loss = F.mse_loss(pred, noise)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(unet.parameters(), recipe.grad_clip)
+            opt.step()
+            sched.step()
+            ema.step(unet.parameters())
+            advance(1)
+    ema.copy_to(unet.parameters())
+    return unet.eval()
+
+
+def conditional_spec(ctx: Context, label_dropout: float) -> dict:
+    return {"data": ctx.data_hash, "model": ctx.preset.model, "recipe": ctx.preset.recipe, "seed": ctx.seed,
+            "label_dropout": float(label_dropout), "n_groups": ctx.bench.n_groups}
+
+
+def conditional_model(ctx: Context, label_dropout: float = LABEL_DROPOUT) -> Artefact:
+    """The group-conditional model of this run, trained once and cached (its cost goes to the calling stage)."""
+
+    def build(folder: Path) -> dict:
+        unet = train_conditional(ctx.bench.images, ctx.bench.group_of, ctx.bench.n_groups, ctx.preset.model,
+                                 ctx.preset.recipe, ctx.seed, label_dropout, ctx.device,
+                                 f"train conditional (seed {ctx.seed})")
+        save_unet(unet.cpu(), folder)
+        return {"n_train": int(len(ctx.bench.images))}
+
+    return ctx.fetch("conditional-model", conditional_spec(ctx, label_dropout), build)
+
+
+def load_conditional(art: Artefact, device: str = "cpu") -> UNet2DModel:
+    unet = UNet2DModel.from_pretrained(art.path, use_safetensors=True, low_cpu_mem_usage=False)
+    return unet.to(device).eval()
+
+
+@torch.no_grad()
+def esd_target(cond: torch.nn.Module, xt: torch.Tensor, t: torch.Tensor, k: int | torch.Tensor, null: int,
+               guidance: float) -> torch.Tensor:
+    """eps_c(x_t, t, null) - w * (eps_c(x_t, t, k) - eps_c(x_t, t, null)) in one batched forward."""
+    b = len(xt)
+    k_labels = torch.as_tensor(k, dtype=torch.long, device=xt.device).expand(b)
+    labels = torch.cat([torch.full((b,), null, dtype=torch.long, device=xt.device), k_labels])
+    out = cond(torch.cat([xt, xt]), torch.cat([t, t]), class_labels=labels).sample
+    eps_null, eps_k = out[:b], out[b:]
+    return eps_null - guidance * (eps_k - eps_null)
+
+
+@dataclass(frozen=True)
+class EsdConfig:
+    """ESD unlearning fine-tune (reference: lambda 0.3, lr 3e-5, Adam, clip 1.0, w 7.5)."""
+
+    steps: int = 40
+    pair_batch: int = 64
+    lr: float = 1e-3
+    lambda_forget: float = 0.3
+    guidance: float = 7.5
+    grad_clip: float = 1.0
+    label_dropout: float = LABEL_DROPOUT
+    seed: int = 0
+
+
+def esd_unlearn(full: torch.nn.Module, cond: torch.nn.Module, scheduler: DDPMScheduler, images: torch.Tensor,
+                group_of: np.ndarray, k: int, n_groups: int, cfg: EsdConfig, device: str = "cpu",
+                label: str = "unlearn (esd)") -> torch.nn.Module:
+    """Fine-tune a copy of the unconditional `full` towards ESD targets on group k; return the raw weights."""
+    forget = images[group_of == k]
+    retain = images[group_of != k]
+    student = copy.deepcopy(full).to(device).train()
+    cond = cond.to(device).eval()
+    abar = scheduler.alphas_cumprod.float()
+    n_t = scheduler.config.num_train_timesteps
+    opt = torch.optim.Adam(student.parameters(), lr=cfg.lr)
+    shape = tuple(images.shape[1:])
+    with progress.bar(label, cfg.steps) as advance:
+        for step in range(cfg.steps):
+            g = torch.Generator().manual_seed(_seed_of(cfg.seed, 9, k, step))
+            ri = torch.randint(0, len(retain), (cfg.pair_batch,), generator=g)
+            fi = torch.randint(0, len(forget), (cfg.pair_batch,), generator=g)
+            t_r = torch.randint(0, n_t, (cfg.pair_batch,), generator=g)
+            t_f = torch.randint(0, n_t, (cfg.pair_batch,), generator=g)
+            eps_r = torch.randn((cfg.pair_batch, *shape), generator=g)
+            eps_f = torch.randn((cfg.pair_batch, *shape), generator=g)
+            xt_r = abar[t_r].sqrt().view(-1, 1, 1, 1) * retain[ri] + (1 - abar[t_r]).sqrt().view(-1, 1, 1, 1) * eps_r
+            xt_f = abar[t_f].sqrt().view(-1, 1, 1, 1) * forget[fi] + (1 - abar[t_f]).sqrt().view(-1, 1, 1, 1) * eps_f
+            xt_f, t_f = xt_f.to(device), t_f.to(device)
+            target = esd_target(cond, xt_f, t_f, k, n_groups, cfg.guidance)
+            loss = F.mse_loss(student(xt_r.to(device), t_r.to(device)).sample, eps_r.to(device))
+            loss = loss + cfg.lambda_forget * F.mse_loss(student(xt_f, t_f).sample, target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
+            opt.step()
+            advance(1)
+    return student.eval()
+
+
+def esd_unlearned_terms(ctx: Context, k: int, cfg: EsdConfig, cond_art: Artefact,
+                        cond_loader: Callable[[], torch.nn.Module]) -> np.ndarray:
+    """ELBO terms of the full model after ESD unlearning of group k (the fine-tune cached as "unlearned-esd")."""
+    cfg = replace(cfg, seed=cfg.seed + ctx.seed)
+    spec = {"full": ctx.full.key, "data": ctx.data_hash, "conditional": cond_art.key, "group": k, "esd": cfg}
+    label = f"unlearn -{ctx.bench.group_names[k]} (esd)"
+
+    def build(folder: Path) -> None:
+        unet = esd_unlearn(ctx.full_unet, cond_loader(), ctx.scheduler, ctx.bench.images, ctx.bench.group_of, k,
+                           ctx.bench.n_groups, cfg, ctx.device, label)
+        save_unet(unet.cpu(), folder)
+
+    art = ctx.fetch("unlearned-esd", spec, build)
+    return ctx.terms(art, f"ELBO {label}")

@@ -1,0 +1,129 @@
+"""Instance unlearning attribution (AbU, Wang et al. 2024), aggregated to groups."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from guda_bench.method import Method
+from guda_bench.registry import register_method
+
+if TYPE_CHECKING:
+    from guda_bench.context import Context
+
+
+def _optional_int(v: Any) -> int | None:
+    return None if v is None or str(v).lower() in ("none", "all", "") else int(v)
+
+
+_TYPES = {"lr": float, "steps": int, "n_timesteps": int, "fisher_samples": int, "damping": float,
+          "max_train_per_group": _optional_int, "aggregate": str, "batch_size": int, "seed": int}
+
+
+@register_method("instance-unlearning", description="AbU: unlearn the query (Fisher-preconditioned ascent, all "
+                                                    "weights); group score = mean rise of its images' eps-MSE")
+class InstanceUnlearning(Method):
+    """score[q, k] = mean over (subsampled) training images j of group k of L_j(after) - L_j(before).
+
+    "after" = the full model after unlearning query q: `steps` gradient-ascent steps on the query's eps-MSE,
+    theta += lr * g / (F * N), F the damped diagonal empirical Fisher of the training loss (estimated once,
+    seeded), N the number of training images. The reference (text-to-image) unlearns cross-attention K/V
+    only; our models are unconditional, so ALL weights are unlearned. L_j is image j's eps-MSE averaged over
+    n_timesteps strided timesteps with fixed noise per (image index, t, seed). Only max_train_per_group
+    seeded images per group are scored (None: all), so the cost per query is n_groups * max_train_per_group
+    * n_timesteps forward passes. Options: lr, steps, n_timesteps, fisher_samples, damping (relative to the
+    Fisher's mean), max_train_per_group, aggregate (mean|sum), batch_size, seed.
+    """
+
+    requires = frozenset({"full_model", "train_images"})
+
+    def __init__(self, **options: Any) -> None:
+        from guda_bench.instance_unlearn import InstanceConfig
+
+        unknown = set(options) - set(_TYPES)
+        if unknown:
+            raise TypeError(f"unknown options {sorted(unknown)} (known: {', '.join(_TYPES)})")
+        self.cfg = replace(InstanceConfig(), **{k: _TYPES[k](v) for k, v in options.items()})
+        if self.cfg.aggregate not in ("mean", "sum"):
+            raise TypeError(f"aggregate must be 'mean' or 'sum', not {self.cfg.aggregate!r}")
+
+    def _base_spec(self, ctx: Context) -> dict:
+        return {"full": ctx.full.key, "data": ctx.data_hash, "seed": self.cfg.seed + ctx.seed}
+
+    def prepare(self, ctx: Context) -> None:
+        from safetensors.torch import load_file, save_file
+
+        from guda_bench import instance_unlearn as iu
+
+        cfg, seed = self.cfg, self.cfg.seed + ctx.seed
+        self._abar = ctx.scheduler.alphas_cumprod.float()
+        self._timesteps = iu.grid_timesteps(cfg.n_timesteps, ctx.scheduler.config.num_train_timesteps)
+        self._eval = iu.subsample_per_group(ctx.bench.group_of, ctx.bench.n_groups, cfg.max_train_per_group, seed)
+
+        def build_fisher(folder: Path) -> None:
+            f = iu.diagonal_fisher(ctx.full_unet, ctx.bench.images, self._abar, cfg.fisher_samples, seed,
+                                   ctx.device, "Fisher (instance unlearning)")
+            save_file({k: v.contiguous() for k, v in f.items()}, str(folder / "fisher.safetensors"))
+
+        art = ctx.fetch("instance-fisher", {**self._base_spec(ctx), "fisher_samples": cfg.fisher_samples},
+                        build_fisher)
+        self._fisher = iu.damped(load_file(str(art.path / "fisher.safetensors")), cfg.damping)
+
+        self._before_spec = {**self._base_spec(ctx), "eval": self._eval.tolist(), "timesteps": self._timesteps}
+
+        def build_before(folder: Path) -> None:
+            np.save(folder / "before.npy", iu.per_image_losses(ctx.full_unet, ctx.bench.images[self._eval],
+                                                                self._noise(ctx), self._timesteps, self._abar,
+                                                                cfg.batch_size, ctx.device))
+
+        art = ctx.fetch("instance-before", self._before_spec, build_before)
+        self._before = np.load(art.path / "before.npy")
+
+    def _noise(self, ctx: Context):
+        from guda_bench import instance_unlearn as iu
+
+        return iu.fixed_noise(self._eval.tolist(), self._timesteps, self.cfg.seed + ctx.seed,
+                              tuple(ctx.bench.images.shape[1:]), iu.NOISE_TAG_TRAIN)
+
+    def score(self, ctx: Context) -> np.ndarray:
+        import torch
+
+        from guda_bench import instance_unlearn as iu
+        from guda_bench import progress
+
+        cfg, seed = self.cfg, self.cfg.seed + ctx.seed
+        spec = {**self._before_spec, "queries": ctx.queries_artefact.key, "fisher_samples": cfg.fisher_samples,
+                "damping": cfg.damping, "lr": cfg.lr, "steps": cfg.steps}
+
+        def build(folder: Path) -> None:
+            unet = copy.deepcopy(ctx.full_unet).eval()
+            original = {k: v.detach().clone() for k, v in unet.state_dict().items()}
+            x_eval = ctx.bench.images[self._eval]
+            noise = self._noise(ctx)
+            q_noise = iu.fixed_noise(range(len(ctx.queries)), self._timesteps, seed,
+                                     tuple(ctx.queries.shape[1:]), iu.NOISE_TAG_QUERY)
+            after = np.empty((len(ctx.queries), len(self._eval)), dtype=np.float64)
+            with progress.bar("instance unlearning (per query)", len(ctx.queries)) as advance:
+                for q in range(len(ctx.queries)):
+                    unet.load_state_dict(original)
+                    iu.unlearn_query(unet, ctx.queries[q].float(), q_noise[q], self._timesteps, self._abar,
+                                     self._fisher, cfg.lr, cfg.steps, len(ctx.bench.images), ctx.device)
+                    after[q] = iu.per_image_losses(unet, x_eval, noise, self._timesteps, self._abar,
+                                                   cfg.batch_size, ctx.device)
+                    advance(1)
+            np.save(folder / "after.npy", after)
+
+        with torch.enable_grad():
+            art = ctx.fetch("instance-scores", spec, build)
+        diff = np.load(art.path / "after.npy") - self._before[None]
+        return iu.aggregate_groups(diff, ctx.bench.group_of[self._eval], ctx.bench.n_groups, cfg.aggregate)
+
+    def describe_settings(self) -> dict:
+        return {**asdict(self.cfg), "unlearned_weights": "all (unconditional model; reference: cross-attn K/V)",
+                "fisher_damping": "relative to mean(F)",
+                "train_images_scored": "all" if self.cfg.max_train_per_group is None
+                else f"<= {self.cfg.max_train_per_group} per group (seeded subsample)"}
