@@ -213,10 +213,8 @@ def group_aggregate(instance_scores: np.ndarray, group_of: np.ndarray, n_groups:
 DEFAULT_TIMESTEPS_STR = ",".join(str(t) for t in DEFAULT_TIMESTEPS)
 
 
-
-
 def cached_features(ctx: Context, which: str, output: str, timesteps: tuple[int, ...], proj_dim: int,
-              batch_size: int, proj_batch: int) -> np.ndarray:
+                    batch_size: int, proj_batch: int) -> np.ndarray:
     """Cached projected gradient features of the training images ("train") or the queries ("query")."""
     spec = {"full": ctx.full.key, "output": output, "timesteps": list(timesteps), "proj_dim": proj_dim,
             "seed": ctx.seed, "projector": "trak.BasicProjector/normal/float32"}
@@ -229,7 +227,7 @@ def cached_features(ctx: Context, which: str, output: str, timesteps: tuple[int,
 
     def build(folder: Path) -> dict:
         phi = gradient_features(ctx.full_unet, ctx.scheduler, images, ids, output, timesteps, proj_dim,
-                                  ctx.seed, batch_size, proj_batch, ctx.device, f"{output} features ({which})")
+                                ctx.seed, batch_size, proj_batch, ctx.device, f"{output} features ({which})")
         np.save(folder / "features.npy", phi)
         return {"n": int(len(phi))}
 

@@ -27,6 +27,8 @@ BUILTIN_METHOD_MODULES = (
     "guda_bench.methods.pixel",
     "guda_bench.methods.random_ranking",
     "guda_bench.methods.clip",
+    "guda_bench.methods.guda_esd",
+    "guda_bench.methods.instance_unlearning",
 )
 BUILTIN_DATASET_MODULES = ("guda_bench.datasets.digits",)
 

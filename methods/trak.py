@@ -20,6 +20,7 @@ from guda_bench.registry import register_method
 if TYPE_CHECKING:
     from guda_bench.context import Context
 
+
 @register_method("trak", output="loss",
                  description="TRAK: projected eps-MSE loss gradients, kernel phi_q (Phi^T Phi + lam I)^-1 phi_i")
 @register_method("d-trak", output="output_norm",

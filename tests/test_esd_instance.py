@@ -117,19 +117,27 @@ def test_options_arrive_as_strings():
     assert e.options == {"guidance": 5.0, "steps": 2}
 
 
-def test_whole_run_with_both_methods(tmp_path):
+def _run(out, cache) -> int:
     tiny_dataset.register()
-    code = main(["run", "--dataset", tiny_dataset.NAME, "--preset", "tiny",
-                 "--method", "guda-esd,instance-unlearning,random", "--out", str(tmp_path / "run"),
-                 "--cache", str(tmp_path / "cache"), "--quiet"])
-    assert code == 0
+    return main(["run", "--dataset", tiny_dataset.NAME, "--preset", "tiny",
+                 "--method", "guda-esd,instance-unlearning,random", "--out", str(out), "--cache", str(cache),
+                 "--quiet"])
+
+
+def test_whole_run_with_both_methods(tmp_path):
+    assert _run(tmp_path / "run", tmp_path / "cache") == 0
     rows = {r["method"]: r for r in json.loads((tmp_path / "run" / "results.json").read_text())["rows"]}
     for name in ("guda-esd", "instance-unlearning", "random"):
         assert rows[name]["status"] == "ok", rows[name].get("reason")
     for name in ("guda-esd", "instance-unlearning"):
         scores = np.load(tmp_path / "run" / "scores" / f"{name}.npy")
         assert scores.shape == (8, 3) and scores.dtype == np.float64 and np.isfinite(scores).all()
-    assert rows["instance-unlearning"]["settings"]["max_train_per_group"] == 10
+    assert rows["instance-unlearning"]["settings"]["max_train_per_group"] == 20
     assert rows["guda-esd"]["settings"]["guidance"] == 7.5
     for kind in ("conditional-model", "unlearned-esd", "instance-fisher", "instance-before", "instance-scores"):
         assert any((tmp_path / "cache" / kind).iterdir()), kind
+    # a fresh cache gives the same scores (seeded end to end)
+    assert _run(tmp_path / "run2", tmp_path / "cache2") == 0
+    for name in ("guda-esd", "instance-unlearning"):
+        assert np.array_equal(np.load(tmp_path / "run" / "scores" / f"{name}.npy"),
+                              np.load(tmp_path / "run2" / "scores" / f"{name}.npy")), name

@@ -133,3 +133,50 @@ def test_kill_during_logo_training_then_resume(tmp_path):
     a = pd.read_csv(tmp_path / "run" / "summary.csv").drop(columns=TIMING)
     b = pd.read_csv(tmp_path / "clean" / "summary.csv").drop(columns=TIMING)
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_two_runs_sharing_a_cache_at_once(tmp_path):
+    cmd = [sys.executable, "-c",
+           "import sys; from tests import tiny_dataset; tiny_dataset.register(); from guda_bench.cli import main; "
+           "sys.exit(main(sys.argv[1:]))",
+           "run", "--dataset", tiny_dataset.NAME, "--preset", "tiny", "--method", "logo,guda,pixel-nn",
+           "--cache", str(tmp_path / "cache"), "--quiet", "--out"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([*cmd, str(tmp_path / name)], cwd=REPO, env=env) for name in ("a", "b")]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    a = pd.read_csv(tmp_path / "a" / "summary.csv").drop(columns=TIMING)
+    b = pd.read_csv(tmp_path / "b" / "summary.csv").drop(columns=TIMING)
+    pd.testing.assert_frame_equal(a, b)
+    # every cache entry is complete and verifies; no temp folders are left behind
+    from guda_bench.store import Store
+
+    store = Store(tmp_path / "cache")
+    for kind in ("model", "queries", "terms", "unlearned"):
+        entries = list((tmp_path / "cache" / kind).iterdir())
+        assert entries and all(not p.name.startswith(".") for p in entries)
+        assert all(store.verify(p) is not None for p in entries)
+
+
+def test_corrupted_checkpoint_is_detected_and_rebuilt(tmp_path, capsys):
+    assert _run(tmp_path / "a", tmp_path / "cache", "logo") == 0
+    first = pd.read_csv(tmp_path / "a" / "summary.csv").drop(columns=TIMING)
+    model = next(p for p in (tmp_path / "cache" / "model").iterdir()
+                 if json.loads((p / "manifest.json").read_text())["spec"]["exclude"] == 1)
+    weights = next(model.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-100])  # truncated checkpoint
+    terms = next((tmp_path / "cache" / "terms").iterdir()) / "terms.npy"
+    data = bytearray(terms.read_bytes())
+    data[-1] ^= 0xFF  # one flipped byte in a cached score file
+    terms.write_bytes(bytes(data))
+    from guda_bench import progress
+
+    progress.set_enabled(True)
+    try:
+        assert main(["run", "--dataset", tiny_dataset.NAME, "--preset", "tiny", "--method", "logo", "--out",
+                     str(tmp_path / "b"), "--cache", str(tmp_path / "cache")]) == 0
+    finally:
+        progress.set_enabled(False)
+    err = capsys.readouterr().err
+    assert err.count("checksum mismatch") >= 2
+    second = pd.read_csv(tmp_path / "b" / "summary.csv").drop(columns=TIMING)
+    pd.testing.assert_frame_equal(first, second)
