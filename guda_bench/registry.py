@@ -29,6 +29,8 @@ BUILTIN_METHOD_MODULES = (
     "guda_bench.methods.clip",
     "guda_bench.methods.guda_esd",
     "guda_bench.methods.instance_unlearning",
+    "guda_bench.methods.trak",
+    "guda_bench.methods.das",
 )
 BUILTIN_DATASET_MODULES = ("guda_bench.datasets.digits",)
 
