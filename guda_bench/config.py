@@ -105,6 +105,9 @@ class Preset:
     per_group_limit: int | None = None  # cap training images per group (None: all)
     ceiling_seeds: int = 1
     n_boot: int = 1000
+    # per-method settings for this benchmark size (a user's --option overrides them), e.g. a smaller
+    # TRAK projection on digits; recorded in every result row's settings
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -193,7 +193,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
         row: dict[str, Any] = {"method": name, "kind": "method", "source": entry.source,
                                "description": entry.description}
         try:
-            method = entry.create(spec.method_options.get(name))
+            method = entry.create({**preset.method_options.get(name, {}), **spec.method_options.get(name, {})})
             missing = set(method.requires) - KNOWN_REQUIREMENTS
             if missing:
                 raise Unavailable(f"declares unknown requirements {sorted(missing)}")
