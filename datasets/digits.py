@@ -38,8 +38,15 @@ DEFAULT = Preset(
     # dense grids (45 terms) reach ~0.90 but cost 4.5x more ELBO passes for every ELBO-based method.
     elbo=ElboConfig(t_start=110, t_stop=700, t_stride=60, weighting="eps"),
     queries=QueryConfig(n_queries=400, inference_steps=250, batch_size=400),
-    unlearn=UnlearnConfig(steps=20, pair_batch=32),
+    # chosen on the tuning split of the queries (benchmarks/tune_guda.json): best tune Top-1 of 8 settings
+    unlearn=UnlearnConfig(steps=20, pair_batch=32, lr=3e-4, lambda_forget=1.0),
     ceiling_seeds=1,
+    method_options={
+        # traker's dense projection dominates featurisation on CPU: 512 dims keep it near 20 ms/sample
+        "trak": {"proj_dim": 512}, "d-trak": {"proj_dim": 512}, "das": {"proj_dim": 512},
+        # 10 images per group x 10 timesteps per query keeps 400 queries to a few minutes on 2 cores
+        "instance-unlearning": {"max_train_per_group": 10, "n_timesteps": 10},
+    },
 )
 
 
