@@ -24,14 +24,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
-from diffusers.optimization import get_cosine_schedule_with_warmup
-from diffusers.training_utils import EMAModel
 
 from guda_bench import progress
 from guda_bench.config import ModelConfig, TrainRecipe
-from guda_bench.models import build_scheduler, save_unet
+from guda_bench.models import build_unet, save_unet
 from guda_bench.store import Artefact
-from guda_bench.train import _seed_of, coupled_batches, step_draws
+from guda_bench.train import _seed_of, train_model
+from guda_bench.unlearn import paired_draws
 
 if TYPE_CHECKING:
     from guda_bench.context import Context
@@ -40,65 +39,17 @@ LABEL_DROPOUT = 0.1  # classifier-free guidance training: share of labels replac
 
 
 def build_conditional_unet(cfg: ModelConfig, n_groups: int) -> UNet2DModel:
-    """UNet2DModel like models.build_unet, plus a class embedding for labels 0..n_groups (n_groups = null)."""
-    return UNet2DModel(
-        sample_size=cfg.sample_size,
-        in_channels=cfg.in_channels,
-        out_channels=cfg.in_channels,
-        block_out_channels=tuple(cfg.block_out_channels),
-        layers_per_block=cfg.layers_per_block,
-        down_block_types=tuple(cfg.down_block_types),
-        up_block_types=tuple(cfg.up_block_types),
-        norm_num_groups=cfg.norm_num_groups,
-        dropout=cfg.dropout,
-        num_class_embeds=n_groups + 1,
-    )
+    """models.build_unet with a class embedding for labels 0..n_groups (n_groups = the null label)."""
+    return build_unet(cfg, num_class_embeds=n_groups + 1)
 
 
 def train_conditional(images: torch.Tensor, group_of: np.ndarray, n_groups: int, model_cfg: ModelConfig,
                       recipe: TrainRecipe, seed: int, label_dropout: float = LABEL_DROPOUT, device: str = "cpu",
                       label: str = "train conditional") -> UNet2DModel:
-    """train.train_model's recipe (coupled batches and draws, AdamW, cosine schedule, EMA) with group labels.
-
-    Each step replaces a seeded share `label_dropout` of the labels by the null label n_groups.
-    Returns the EMA weights.
-    """
-    torch.manual_seed(_seed_of(seed, 0, 1))
-    unet = build_conditional_unet(model_cfg, n_groups).to(device).train()
-    scheduler = build_scheduler(recipe)
-    abar = scheduler.alphas_cumprod.to(device)
-    opt = torch.optim.AdamW(unet.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    sched = get_cosine_schedule_with_warmup(opt, recipe.warmup_steps, recipe.steps)
-    ema = EMAModel(unet.parameters(), decay=recipe.ema_decay)
-    data = images.to(device)
-    groups = torch.as_tensor(np.asarray(group_of), dtype=torch.long)
-    batches = coupled_batches(len(images), np.arange(len(images)), recipe.batch_size, seed)
-    shape = tuple(images.shape[1:])
-    with progress.bar(label, recipe.steps) as advance:
-        for step in range(recipe.steps):
-            idx_np = next(batches)
-            idx = torch.from_numpy(idx_np)
-            x0 = data[idx.to(device)]
-            t, noise = step_draws(step, seed, len(idx), shape, recipe.num_train_timesteps, device)
-            g = torch.Generator().manual_seed(_seed_of(seed, 6, step))
-            if recipe.hflip:
-                flip = torch.rand(len(idx), generator=torch.Generator().manual_seed(_seed_of(seed, 3, step))) < 0.5
-                x0 = torch.where(flip.to(device)[:, None, None, None], x0.flip(-1), x0)
-            drop = torch.rand(len(idx), generator=g) < label_dropout
-            labels = torch.where(drop, torch.full_like(groups[idx], n_groups), groups[idx]).to(device)
-            a = abar[t].sqrt()[:, None, None, None]
-            s = (1 - abar[t]).sqrt()[:, None, None, None]
-            pred = unet(a * x0 + s * noise, t, class_labels=labels).sample
-            loss = F.mse_loss(pred, noise)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(unet.parameters(), recipe.grad_clip)
-            opt.step()
-            sched.step()
-            ema.step(unet.parameters())
-            advance(1)
-    ema.copy_to(unet.parameters())
-    return unet.eval()
+    """train.train_model's recipe (coupled batches and draws, AdamW, cosine schedule, EMA) with group labels,
+    a seeded share `label_dropout` of them replaced by the null label n_groups. Returns the EMA weights."""
+    return train_model(images, np.arange(len(images)), model_cfg, recipe, seed, device, label,
+                       class_labels=np.asarray(group_of), null_label=n_groups, label_dropout=label_dropout)
 
 
 def conditional_spec(ctx: Context, label_dropout: float) -> dict:
@@ -159,23 +110,14 @@ def esd_unlearn(full: torch.nn.Module, cond: torch.nn.Module, scheduler: DDPMSch
     student = copy.deepcopy(full).to(device).train()
     cond = cond.to(device).eval()
     abar = scheduler.alphas_cumprod.float()
-    n_t = scheduler.config.num_train_timesteps
     opt = torch.optim.Adam(student.parameters(), lr=cfg.lr)
-    shape = tuple(images.shape[1:])
     with progress.bar(label, cfg.steps) as advance:
         for step in range(cfg.steps):
-            g = torch.Generator().manual_seed(_seed_of(cfg.seed, 9, k, step))
-            ri = torch.randint(0, len(retain), (cfg.pair_batch,), generator=g)
-            fi = torch.randint(0, len(forget), (cfg.pair_batch,), generator=g)
-            t_r = torch.randint(0, n_t, (cfg.pair_batch,), generator=g)
-            t_f = torch.randint(0, n_t, (cfg.pair_batch,), generator=g)
-            eps_r = torch.randn((cfg.pair_batch, *shape), generator=g)
-            eps_f = torch.randn((cfg.pair_batch, *shape), generator=g)
-            xt_r = abar[t_r].sqrt().view(-1, 1, 1, 1) * retain[ri] + (1 - abar[t_r]).sqrt().view(-1, 1, 1, 1) * eps_r
-            xt_f = abar[t_f].sqrt().view(-1, 1, 1, 1) * forget[fi] + (1 - abar[t_f]).sqrt().view(-1, 1, 1, 1) * eps_f
-            xt_f, t_f = xt_f.to(device), t_f.to(device)
+            d = paired_draws(retain, forget, cfg.pair_batch, abar, torch.Generator().manual_seed(
+                _seed_of(cfg.seed, 9, k, step)))
+            xt_f, t_f = d.xt_f.to(device), d.t_f.to(device)
             target = esd_target(cond, xt_f, t_f, k, n_groups, cfg.guidance)
-            loss = F.mse_loss(student(xt_r.to(device), t_r.to(device)).sample, eps_r.to(device))
+            loss = F.mse_loss(student(d.xt_r.to(device), d.t_r.to(device)).sample, d.eps_r.to(device))
             loss = loss + cfg.lambda_forget * F.mse_loss(student(xt_f, t_f).sample, target)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -52,7 +52,7 @@ class ElboConfig:
     t_stride: int = 10
     weighting: str = "kl"  # "kl" (true ELBO terms, nats) or "eps" (plain epsilon-error sum)
     seed: int = 0
-    batch_size: int = 2048
+    batch_size: int = 512  # image-timesteps per forward; measured fastest on 2 CPU cores (2048 was 1.5x slower)
 
     def timesteps(self) -> list[int]:
         return list(range(self.t_start, self.t_stop, self.t_stride))

@@ -9,7 +9,8 @@ from diffusers import DDPMScheduler, UNet2DModel
 from guda_bench.config import ModelConfig, TrainRecipe
 
 
-def build_unet(cfg: ModelConfig) -> UNet2DModel:
+def build_unet(cfg: ModelConfig, num_class_embeds: int | None = None) -> UNet2DModel:
+    """The configured UNet2DModel; with num_class_embeds, a class-conditional one (labels 0..num-1)."""
     return UNet2DModel(
         sample_size=cfg.sample_size,
         in_channels=cfg.in_channels,
@@ -20,6 +21,7 @@ def build_unet(cfg: ModelConfig) -> UNet2DModel:
         up_block_types=tuple(cfg.up_block_types),
         norm_num_groups=cfg.norm_num_groups,
         dropout=cfg.dropout,
+        num_class_embeds=num_class_embeds,
     )
 
 

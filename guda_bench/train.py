@@ -51,29 +51,45 @@ def step_draws(step: int, seed: int, batch: int, shape: tuple[int, ...], n_times
 
 
 def train_model(images: torch.Tensor, keep: np.ndarray, model_cfg: ModelConfig, recipe: TrainRecipe, seed: int,
-                device: str = "cpu", label: str = "train") -> torch.nn.Module:
-    """Train a UNet2DModel on images[keep]; return the EMA weights (used for sampling and scoring)."""
-    torch.manual_seed(_seed_of(seed, 0))  # identical init for every model of this seed
-    unet = build_unet(model_cfg).to(device).train()
+                device: str = "cpu", label: str = "train", class_labels: np.ndarray | None = None,
+                null_label: int | None = None, label_dropout: float = 0.0) -> torch.nn.Module:
+    """Train a UNet2DModel on images[keep]; return the EMA weights (used for sampling and scoring).
+
+    With `class_labels` (one per image) the model is class-conditional (labels 0..null_label, the last one
+    the null label) and a seeded share `label_dropout` of each batch's labels is replaced by the null label
+    (classifier-free guidance training). Its initial weights are drawn from their own seed.
+    """
+    conditional = class_labels is not None
+    if conditional and null_label is None:
+        raise ValueError("a class-conditional model needs its null label")
+    torch.manual_seed(_seed_of(seed, 0, 1) if conditional else _seed_of(seed, 0))  # same init within a kind
+    unet = build_unet(model_cfg, num_class_embeds=null_label + 1 if conditional else None).to(device).train()
     scheduler = build_scheduler(recipe)
     abar = scheduler.alphas_cumprod.to(device)
     opt = torch.optim.AdamW(unet.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     sched = get_cosine_schedule_with_warmup(opt, recipe.warmup_steps, recipe.steps)
     ema = EMAModel(unet.parameters(), decay=recipe.ema_decay)
     data = images.to(device)
+    all_labels = torch.as_tensor(np.asarray(class_labels), dtype=torch.long) if conditional else None
     batches = coupled_batches(len(images), keep, recipe.batch_size, seed)
     shape = tuple(images.shape[1:])
     with progress.bar(label, recipe.steps) as advance:
         for step in range(recipe.steps):
-            idx = torch.from_numpy(next(batches)).to(device)
-            x0 = data[idx]
+            idx = torch.from_numpy(next(batches))
+            x0 = data[idx.to(device)]
             t, noise = step_draws(step, seed, len(idx), shape, recipe.num_train_timesteps, device)
             if recipe.hflip:
                 flip = torch.rand(len(idx), generator=torch.Generator().manual_seed(_seed_of(seed, 3, step))) < 0.5
                 x0 = torch.where(flip.to(device)[:, None, None, None], x0.flip(-1), x0)
+            labels = None
+            if all_labels is not None:
+                drop = torch.rand(len(idx), generator=torch.Generator().manual_seed(_seed_of(seed, 6, step)))
+                batch_labels = all_labels[idx]
+                labels = torch.where(drop < label_dropout, torch.full_like(batch_labels, null_label),
+                                     batch_labels).to(device)
             a = abar[t].sqrt()[:, None, None, None]
             s = (1 - abar[t]).sqrt()[:, None, None, None]
-            pred = unet(a * x0 + s * noise, t).sample
+            pred = unet(a * x0 + s * noise, t, class_labels=labels).sample
             loss = F.mse_loss(pred, noise)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -11,6 +11,7 @@ One loop serves every variant; they differ only in the forget target:
 from __future__ import annotations
 
 import copy
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -55,6 +56,40 @@ def retrack_target(x_f: torch.Tensor, eps: torch.Tensor, anchors: torch.Tensor, 
     return (e[:, 0] + (w[..., None] * delta).sum(1)).view_as(eps)
 
 
+class PairDraw(NamedTuple):
+    """One step's paired minibatch: noised retain and forget images with their own uniform t."""
+
+    xt_r: torch.Tensor
+    t_r: torch.Tensor
+    eps_r: torch.Tensor
+    forget_index: torch.Tensor
+    x_f: torch.Tensor
+    xt_f: torch.Tensor
+    t_f: torch.Tensor
+    eps_f: torch.Tensor
+    sqrt_ab_f: torch.Tensor
+    sigma_f: torch.Tensor
+
+
+def paired_draws(retain: torch.Tensor, forget: torch.Tensor, pair_batch: int, alphas_cumprod: torch.Tensor,
+                 g: torch.Generator) -> PairDraw:
+    """Draw (retain idx, forget idx, t_r, t_f, eps_r, eps_f) from `g`, in that order, and noise both halves."""
+    n_t = len(alphas_cumprod)
+    shape = tuple(retain.shape[1:])
+    ri = torch.randint(0, len(retain), (pair_batch,), generator=g)
+    fi = torch.randint(0, len(forget), (pair_batch,), generator=g)
+    t_r = torch.randint(0, n_t, (pair_batch,), generator=g)
+    t_f = torch.randint(0, n_t, (pair_batch,), generator=g)
+    eps_r = torch.randn((pair_batch, *shape), generator=g)
+    eps_f = torch.randn((pair_batch, *shape), generator=g)
+    sa_r, sg_r = alphas_cumprod[t_r].sqrt(), (1 - alphas_cumprod[t_r]).sqrt()
+    sa_f, sg_f = alphas_cumprod[t_f].sqrt(), (1 - alphas_cumprod[t_f]).sqrt()
+    x_f = forget[fi]
+    xt_r = sa_r.view(-1, 1, 1, 1) * retain[ri] + sg_r.view(-1, 1, 1, 1) * eps_r
+    xt_f = sa_f.view(-1, 1, 1, 1) * x_f + sg_f.view(-1, 1, 1, 1) * eps_f
+    return PairDraw(xt_r, t_r, eps_r, fi, x_f, xt_f, t_f, eps_f, sa_f, sg_f)
+
+
 def unlearn_group(full: torch.nn.Module, scheduler: DDPMScheduler, images: torch.Tensor, group_of: np.ndarray,
                   k: int, cfg: UnlearnConfig, device: str = "cpu", label: str = "unlearn") -> torch.nn.Module:
     """Fine-tune a copy of `full` to remove group k; return the raw (non-EMA) weights, as the reference."""
@@ -68,41 +103,34 @@ def unlearn_group(full: torch.nn.Module, scheduler: DDPMScheduler, images: torch
     if cfg.forget_target in ("retrack", "retrack-clipped"):
         neighbours = torch.from_numpy(retain_neighbours(forget, retain, cfg.k_neighbours))
     abar = scheduler.alphas_cumprod.float()
-    n_t = scheduler.config.num_train_timesteps
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = get_constant_schedule_with_warmup(opt, cfg.warmup_steps)
-    shape = tuple(images.shape[1:])
     with progress.bar(label, cfg.steps) as advance:
         for step in range(cfg.steps):
-            g = torch.Generator().manual_seed(_seed_of(cfg.seed, 5, k, step))
-            ri = torch.randint(0, len(retain), (cfg.pair_batch,), generator=g)
-            fi = torch.randint(0, len(forget), (cfg.pair_batch,), generator=g)
-            t_r = torch.randint(0, n_t, (cfg.pair_batch,), generator=g)
-            t_f = torch.randint(0, n_t, (cfg.pair_batch,), generator=g)
-            eps_r = torch.randn((cfg.pair_batch, *shape), generator=g)
-            eps_f = torch.randn((cfg.pair_batch, *shape), generator=g)
-            xr = retain[ri]
-            xt_r = abar[t_r].sqrt().view(-1, 1, 1, 1) * xr + (1 - abar[t_r]).sqrt().view(-1, 1, 1, 1) * eps_r
-            pred_r = student(xt_r.to(device), t_r.to(device)).sample
+            d = paired_draws(retain, forget, cfg.pair_batch, abar, torch.Generator().manual_seed(
+                _seed_of(cfg.seed, 5, k, step)))
+            xt_r, t_r = d.xt_r.to(device), d.t_r.to(device)
+            if cfg.forget_target == "none":
+                pred_r = student(xt_r, t_r).sample
+            else:  # one forward for both halves (GroupNorm is per sample: same as two forwards)
+                pred = student(torch.cat([xt_r, d.xt_f.to(device)]), torch.cat([t_r, d.t_f.to(device)])).sample
+                pred_r, pred_f = pred[:cfg.pair_batch], pred[cfg.pair_batch:]
             if teacher is not None:
                 with torch.no_grad():
-                    target_r = teacher(xt_r.to(device), t_r.to(device)).sample
+                    target_r = teacher(xt_r, t_r).sample
             else:
-                target_r = eps_r.to(device)
+                target_r = d.eps_r.to(device)
             loss = F.mse_loss(pred_r, target_r)
             if cfg.forget_target != "none":
-                xf = forget[fi]
-                sa, sg = abar[t_f].sqrt(), (1 - abar[t_f]).sqrt()
-                xt_f = sa.view(-1, 1, 1, 1) * xf + sg.view(-1, 1, 1, 1) * eps_f
-                pred_f = student(xt_f.to(device), t_f.to(device)).sample
                 if cfg.forget_target == "ascent":
-                    loss = loss - cfg.lambda_forget * F.mse_loss(pred_f, eps_f.to(device))
+                    loss = loss - cfg.lambda_forget * F.mse_loss(pred_f, d.eps_f.to(device))
                 else:
                     if cfg.forget_target == "reference":
-                        target = torch.zeros_like(eps_f)
+                        target = torch.zeros_like(d.eps_f)
                     else:
                         cap = cfg.kl_cap if cfg.forget_target == "retrack-clipped" else None
-                        target = retrack_target(xf, eps_f, retain[neighbours[fi]], sa, sg, cap)
+                        target = retrack_target(d.x_f, d.eps_f, retain[neighbours[d.forget_index]], d.sqrt_ab_f,
+                                                d.sigma_f, cap)
                     loss = loss + cfg.lambda_forget * F.mse_loss(pred_f, target.to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
