@@ -2,6 +2,7 @@
 
 - ELBO scoring throughput (image-timesteps/s) vs the raw batched UNet forward on the same inputs;
 - training throughput (images/s) of guda_bench.train vs a bare diffusers training loop (same model, batch);
+- TRAK featurisation in ms per training image (traker projector, the preset's projection size);
 - optionally GUDA's speedup vs LOGO and a warm run's wall seconds, read from a run folder (--run DIR).
 
 Usage: guda-bench bench [--preset default] [--run runs/digits --run runs/digits-warm] [--out FILE]
@@ -90,6 +91,21 @@ def bench_train(preset, steps: int = 60) -> dict:
             "ratio": bare_s / ours_s, "target_ratio": 0.9}
 
 
+def bench_trak(preset, n: int = 512) -> dict:
+    """TRAK featurisation (per-sample gradients over 10 timesteps + traker projection), ms per training image."""
+    from guda_bench.gradients import gradient_features
+
+    torch.manual_seed(0)
+    unet = build_unet(preset.model)
+    images = torch.rand((n, preset.model.in_channels, preset.model.sample_size, preset.model.sample_size)) * 2 - 1
+    proj_dim = int(preset.method_options.get("trak", {}).get("proj_dim", 2048))
+    t0 = time.perf_counter()
+    gradient_features(unet, build_scheduler(preset.recipe), images, [str(i) for i in range(n)], "loss",
+                      proj_dim=proj_dim)
+    seconds = time.perf_counter() - t0
+    return {"images": n, "proj_dim": proj_dim, "ms_per_image": 1000 * seconds / n, "target_ms": 20.0}
+
+
 def from_run(run: Path) -> dict:
     results = json.loads((run / "results.json").read_text())
     rows = {r["method"]: r for r in results["rows"]}
@@ -109,6 +125,7 @@ def run_benchmarks(preset_name: str, runs: list[Path], out: Path) -> dict:
     preset = DATASETS.create("digits").preset(preset_name)
     result = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "preset": preset_name,
               "environment": environment(), "elbo": bench_elbo(preset), "train": bench_train(preset),
+              "trak": bench_trak(preset),
               "runs": [from_run(r) for r in runs]}
     atomic_write_text(out, json.dumps(result, indent=1))
     return result

@@ -153,7 +153,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from guda_bench.bench import run_benchmarks
 
     result = run_benchmarks(args.preset, args.run, args.out)
-    print(json.dumps({k: result[k] for k in ("elbo", "train", "runs")}, indent=1))
+    print(json.dumps({k: result[k] for k in ("elbo", "train", "trak", "runs")}, indent=1))
     return 0
 
 
