@@ -91,8 +91,9 @@ def bench_train(preset, steps: int = 60) -> dict:
             "ratio": bare_s / ours_s, "target_ratio": 0.9}
 
 
-def bench_trak(preset, n: int = 512) -> dict:
-    """TRAK featurisation (per-sample gradients over 10 timesteps + traker projection), ms per training image."""
+def bench_trak(preset, n: int = 1797) -> dict:
+    """TRAK featurisation (per-sample gradients over 10 timesteps + traker projection), ms per training image,
+    at digits scale (1,797 images: the projector regenerates its matrix per call, so the batch size matters)."""
     from guda_bench.gradients import gradient_features
 
     torch.manual_seed(0)

@@ -143,6 +143,9 @@ def run(spec: RunSpec) -> dict[str, Any]:
         if name not in spec.methods:
             raise BenchError(f"--option for {name!r}, which is not in --method")
     check_output_dir(spec.out)
+    if (spec.out / "results.json").exists():  # an earlier run's folder: drop its score files, not others
+        for stale in (spec.out / "scores").glob("*.npy"):
+            stale.unlink()
     bench = adapter.load(preset, spec.grouping)
     store = Store(spec.cache, log=progress.log)
     ctx = Context(bench, store, seed=spec.seed, device=spec.device)
