@@ -14,6 +14,7 @@ the same noise and scores do not depend on the batch size.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 import torch
@@ -44,6 +45,19 @@ def noise_seed(query_id: str, t: int, seed: int) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
+def keyed_noise(keys: Sequence[Hashable], timesteps: Sequence[int], seed_of: Callable[[Hashable, int], int],
+                shape: tuple[int, ...]) -> torch.Tensor:
+    """[len(keys), len(timesteps), *shape] noise, each slice drawn from its own generator seeded by
+    seed_of(key, t): independent of batch position, so every consumer can share one draw per (key, t)."""
+    out = torch.empty((len(keys), len(timesteps), *shape))
+    g = torch.Generator()
+    for i, key in enumerate(keys):
+        for j, t in enumerate(timesteps):
+            g.manual_seed(seed_of(key, int(t)))
+            out[i, j] = torch.randn(shape, generator=g)
+    return out
+
+
 class ElboScorer:
     """Computes [n_queries, n_grid] ELBO terms of any model on fixed queries with shared noise."""
 
@@ -65,14 +79,8 @@ class ElboScorer:
     def noise(self) -> torch.Tensor:
         """[n_queries, n_grid, C, H, W] noise, each slice drawn from its own (query id, t, seed) key."""
         if self._noise is None:
-            shape = tuple(self.queries.shape[1:])
-            out = torch.empty((len(self.query_ids), len(self.timesteps), *shape))
-            g = torch.Generator()
-            for i, qid in enumerate(self.query_ids):
-                for j, t in enumerate(self.timesteps):
-                    g.manual_seed(noise_seed(qid, t, self.cfg.seed))
-                    out[i, j] = torch.randn(shape, generator=g)
-            self._noise = out
+            self._noise = keyed_noise(self.query_ids, self.timesteps,
+                                      lambda qid, t: noise_seed(qid, t, self.cfg.seed), tuple(self.queries.shape[1:]))
         return self._noise
 
     @torch.no_grad()

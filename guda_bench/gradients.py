@@ -34,7 +34,7 @@ from diffusers import DDPMScheduler
 from torch.func import functional_call, grad, vmap
 
 from guda_bench import progress
-from guda_bench.elbo import noise_seed
+from guda_bench.elbo import keyed_noise, noise_seed
 from guda_bench.method import Method
 
 if TYPE_CHECKING:
@@ -57,13 +57,7 @@ def parse_timesteps(spec: str | Sequence[int]) -> tuple[int, ...]:
 
 def fixed_noise(ids: Sequence[str], timesteps: Sequence[int], seed: int, shape: tuple[int, ...]) -> torch.Tensor:
     """[n, K, *shape] float32 noise, each slice drawn from its own (sample id, t, seed) key."""
-    out = torch.empty((len(ids), len(timesteps), *shape))
-    g = torch.Generator()
-    for i, sid in enumerate(ids):
-        for j, t in enumerate(timesteps):
-            g.manual_seed(noise_seed(sid, int(t), seed))
-            out[i, j] = torch.randn(shape, generator=g)
-    return out
+    return keyed_noise(ids, timesteps, lambda sid, t: noise_seed(sid, t, seed), shape)
 
 
 def _math_attention():

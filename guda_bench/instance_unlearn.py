@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from guda_bench import progress
+from guda_bench.elbo import keyed_noise
 from guda_bench.train import _seed_of
 
 NOISE_TAG_TRAIN = 11  # stream of the training images' evaluation noise
@@ -51,13 +52,7 @@ def grid_timesteps(n: int, n_train_timesteps: int) -> list[int]:
 def fixed_noise(keys: Sequence[int], timesteps: Sequence[int], seed: int, shape: tuple[int, ...],
                 tag: int) -> torch.Tensor:
     """[len(keys), len(timesteps), *shape] noise, each slice from its own (tag, key, t, seed) generator."""
-    out = torch.empty((len(keys), len(timesteps), *shape))
-    g = torch.Generator()
-    for i, key in enumerate(keys):
-        for j, t in enumerate(timesteps):
-            g.manual_seed(_seed_of(seed, tag, int(key), int(t)))
-            out[i, j] = torch.randn(shape, generator=g)
-    return out
+    return keyed_noise(keys, timesteps, lambda key, t: _seed_of(seed, tag, int(key), t), shape)
 
 
 def _noisy(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, abar: torch.Tensor) -> torch.Tensor:
