@@ -93,9 +93,10 @@ def bench_train(preset, steps: int = 60) -> dict:
 
 def bench_trak(preset, n: int = 1797) -> dict:
     """TRAK featurisation (per-sample gradients over 10 timesteps + traker projection), ms per training image,
-    at digits scale (1,797 images: the projector regenerates its matrix per call, so the batch size matters)."""
-    from guda_bench.gradients import gradient_features
+    at digits scale (1,797 images), cold: the projection matrix is generated inside the timed call."""
+    from guda_bench.gradients import _projector, gradient_features
 
+    _projector.cache_clear()
     torch.manual_seed(0)
     unet = build_unet(preset.model)
     images = torch.rand((n, preset.model.in_channels, preset.model.sample_size, preset.model.sample_size)) * 2 - 1

@@ -14,8 +14,10 @@ with x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps_t and eps_t ONE fixed draw per
 gradient of f with respect to every parameter is projected to ``proj_dim`` dimensions (the projection
 is linear, so projecting the timestep-averaged gradient equals averaging projected gradients).
 
-traker's BasicProjector regenerates its random matrix block by block on every ``project`` call, so
-gradients are collected into large batches (``proj_batch``) before each projection. The projection is
+Projection: traker's BasicProjector matrix R (one block of grad_dim x proj_dim when it fits in
+``MAX_MATRIX_BYTES``, generated once per process and reused), applied parameter by parameter:
+R^T g = sum_k R_k^T g_k. The per-sample gradients therefore never get concatenated into an
+[n, grad_dim] matrix: on 2 CPU cores that copy cost as much as the projection itself. The projection is
 Gaussian (``ProjectionType.normal``): on the CPU it generates about twice as fast as Rademacher and is an
 equally valid JL sketch. Per-sample gradients run under the math SDPA backend (the diffusers UNet's
 mid-block has attention, whose fused CPU kernels have no vmap batching rule).
@@ -24,6 +26,7 @@ mid-block has attention, whose fused CPU kernels have no vmap batching rule).
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,21 +72,49 @@ def _math_attention():
     return sdpa_kernel(SDPBackend.MATH)
 
 
+MAX_MATRIX_BYTES = 4 << 30  # one projection block up to 4 GiB; larger projections are generated in blocks
+
+
+@functools.lru_cache(maxsize=2)
 def _projector(grad_dim: int, proj_dim: int, seed: int, device: str):
+    """traker's projector; cached so train and query features share one generated matrix."""
     from trak.projectors import BasicProjector, ProjectionType
 
+    fits = grad_dim * proj_dim * 4 <= MAX_MATRIX_BYTES
     return BasicProjector(grad_dim=grad_dim, proj_dim=proj_dim, seed=seed, proj_type=ProjectionType.normal,
-                          device=torch.device(device), block_size=min(proj_dim, 512), dtype=torch.float32)
+                          device=torch.device(device), block_size=proj_dim if fits else min(proj_dim, 512),
+                          dtype=torch.float32)
+
+
+def project_parts(projector, parts: Sequence[torch.Tensor]) -> torch.Tensor:
+    """R^T g for per-sample gradients g given as consecutive parameter slices [B, n_k], with traker's R.
+
+    Equals ``projector.project(torch.cat(parts, 1))`` (tested) without building the concatenation.
+    """
+    n = parts[0].shape[0]
+    sketch = torch.zeros((n, projector.proj_dim), dtype=projector.dtype, device=parts[0].device)
+    for block in range(projector.num_blocks):
+        if projector.num_blocks > 1:
+            projector.generate_sketch_matrix(projector.generator_states[block])
+        start = block * projector.block_size
+        stop = min(start + projector.block_size, projector.proj_dim)
+        offset = 0
+        for g in parts:
+            width = g.shape[1]
+            sketch[:, start:stop].addmm_(g.to(projector.dtype), projector.proj_matrix[offset:offset + width,
+                                                                                        :stop - start])
+            offset += width
+    return sketch
 
 
 def gradient_features(unet: torch.nn.Module, scheduler: DDPMScheduler, images: torch.Tensor, ids: Sequence[str],
                       output: str = "loss", timesteps: Sequence[int] = DEFAULT_TIMESTEPS, proj_dim: int = 2048,
-                      seed: int = 0, batch_size: int = 64, proj_batch: int = 1024, device: str = "cpu",
+                      seed: int = 0, batch_size: int = 128, device: str = "cpu",
                       label: str = "gradient features") -> np.ndarray:
     """[n, proj_dim] float32 projected gradients of the output function of each image (see module doc).
 
-    `batch_size` images go through one vmapped gradient call; `proj_batch` gradients are projected at
-    once. Neither changes the result beyond float rounding. Raises if a feature is non-finite or zero.
+    `batch_size` images go through one vmapped gradient call; it does not change the result beyond float
+    rounding. Raises if a feature is non-finite or zero.
     """
     if output not in OUTPUTS:
         raise ValueError(f"unknown output function {output!r} (use one of {OUTPUTS})")
@@ -112,19 +143,14 @@ def gradient_features(unet: torch.nn.Module, scheduler: DDPMScheduler, images: t
     shape = tuple(images.shape[1:])
     n = len(images)
     out = np.empty((n, proj_dim), dtype=np.float32)
-    proj_batch = max(proj_batch, 1)
     with _math_attention(), progress.bar(label, n) as advance:
-        for p_start in range(0, n, proj_batch):
-            p_end = min(n, p_start + proj_batch)
-            grads = torch.empty((p_end - p_start, grad_dim), device=device)
-            for start in range(p_start, p_end, batch_size):
-                end = min(p_end, start + batch_size)
-                eps = fixed_noise(ids[start:end], timesteps, seed, shape).to(device)
-                g = per_sample(params, images[start:end].to(device), eps)
-                grads[start - p_start:end - p_start] = torch.cat([g[k].flatten(1) for k in names], 1)
-                advance(end - start)
-            out[p_start:p_end] = projector.project(grads, model_id=0).cpu().numpy()
-            del grads
+        for start in range(0, n, batch_size):
+            end = min(n, start + batch_size)
+            eps = fixed_noise(ids[start:end], timesteps, seed, shape).to(device)
+            g = per_sample(params, images[start:end].to(device), eps)
+            out[start:end] = project_parts(projector, [g[k].flatten(1) for k in names]).cpu().numpy()
+            del g
+            advance(end - start)
     check_features(out)
     return out
 
@@ -208,7 +234,7 @@ DEFAULT_TIMESTEPS_STR = ",".join(str(t) for t in DEFAULT_TIMESTEPS)
 
 
 def cached_features(ctx: Context, which: str, output: str, timesteps: tuple[int, ...], proj_dim: int,
-                    batch_size: int, proj_batch: int) -> np.ndarray:
+                    batch_size: int) -> np.ndarray:
     """Cached projected gradient features of the training images ("train") or the queries ("query")."""
     spec = {"full": ctx.full.key, "output": output, "timesteps": list(timesteps), "proj_dim": proj_dim,
             "seed": ctx.seed, "projector": "trak.BasicProjector/normal/float32"}
@@ -221,7 +247,7 @@ def cached_features(ctx: Context, which: str, output: str, timesteps: tuple[int,
 
     def build(folder: Path) -> dict:
         phi = gradient_features(ctx.full_unet, ctx.scheduler, images, ids, output, timesteps, proj_dim,
-                                ctx.seed, batch_size, proj_batch, ctx.device, f"{output} features ({which})")
+                                ctx.seed, batch_size, ctx.device, f"{output} features ({which})")
         np.save(folder / "features.npy", phi)
         return {"n": int(len(phi))}
 
@@ -238,7 +264,7 @@ class GradientFeatureMethod(Method):
 
     def __init__(self, output: str = "loss", proj_dim: int | str = 2048, lam: float | str = 1e-2,
                  lam_scale: str = "relative", timesteps: str | tuple[int, ...] = DEFAULT_TIMESTEPS_STR,
-                 aggregate: str = "sum", batch_size: int | str = 64, proj_batch: int | str = 1024) -> None:
+                 aggregate: str = "sum", batch_size: int | str = 128) -> None:
         if output not in OUTPUTS:
             raise ValueError(f"unknown output {output!r}")
         if lam_scale not in ("relative", "absolute"):
@@ -252,11 +278,10 @@ class GradientFeatureMethod(Method):
         self.timesteps = parse_timesteps(timesteps)
         self.aggregate = aggregate
         self.batch_size = int(batch_size)
-        self.proj_batch = int(proj_batch)
         self._phi_train: np.ndarray | None = None
 
     def features(self, ctx: Context, which: str) -> np.ndarray:
-        return cached_features(ctx, which, self.output, self.timesteps, self.proj_dim, self.batch_size, self.proj_batch)
+        return cached_features(ctx, which, self.output, self.timesteps, self.proj_dim, self.batch_size)
 
     def prepare(self, ctx: Context) -> None:
         self._phi_train = self.features(ctx, "train")

@@ -34,8 +34,8 @@ def setup():
 @pytest.mark.parametrize("output", G.OUTPUTS)
 def test_features_finite_nonzero_and_batch_size_independent(setup, output):
     unet, sched, images, ids = setup
-    a = G.gradient_features(unet, sched, images, ids, output, TIMESTEPS, proj_dim=64, batch_size=10, proj_batch=10)
-    b = G.gradient_features(unet, sched, images, ids, output, TIMESTEPS, proj_dim=64, batch_size=3, proj_batch=4)
+    a = G.gradient_features(unet, sched, images, ids, output, TIMESTEPS, proj_dim=64, batch_size=10)
+    b = G.gradient_features(unet, sched, images, ids, output, TIMESTEPS, proj_dim=64, batch_size=3)
     assert a.shape == (10, 64) and a.dtype == np.float32
     assert np.isfinite(a).all() and (np.abs(a).sum(1) > 0).all()
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(a).max())
@@ -60,6 +60,21 @@ def test_projected_gradient_matches_autograd(setup):
     proj = G._projector(g.numel(), 32, 0, "cpu").project(g[None].clone(), model_id=0)[0].numpy()
     phi = G.gradient_features(unet, sched, images[:1], ids[:1], "loss", TIMESTEPS, proj_dim=32)[0]
     np.testing.assert_allclose(phi, proj, rtol=1e-3, atol=1e-3 * np.abs(proj).max())
+
+
+@pytest.mark.parametrize("max_bytes", [G.MAX_MATRIX_BYTES, 1])
+def test_project_parts_equals_traker_project_of_the_concatenation(monkeypatch, max_bytes):
+    """Per-parameter projection == traker's project() on the concatenated gradient, one block or many."""
+    monkeypatch.setattr(G, "MAX_MATRIX_BYTES", max_bytes)
+    G._projector.cache_clear()
+    parts = [torch.randn(5, w, generator=torch.Generator().manual_seed(w)) for w in (7, 30, 3)]
+    projector = G._projector(40, 1030, 3, "cpu")
+    assert projector.num_blocks == (1 if max_bytes > 1 else 3)
+    got = G.project_parts(projector, parts)
+    G._projector.cache_clear()
+    want = G._projector(40, 1030, 3, "cpu").project(torch.cat(parts, 1), model_id=0)
+    G._projector.cache_clear()
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
 def test_kernel_scores_and_leverage_match_numpy():
