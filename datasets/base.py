@@ -14,7 +14,6 @@ class DatasetAdapter:
 
     name: str = ""
     presets: ClassVar[dict[str, Preset]] = {}
-    groupings: ClassVar[tuple[str, ...]] = ("class",)
 
     def available(self) -> tuple[bool, str]:
         """Whether the data can be read here, and why not."""
@@ -26,5 +25,6 @@ class DatasetAdapter:
                              f"(known: {', '.join(sorted(self.presets))})")
         return self.presets[name]
 
-    def load(self, preset: Preset, grouping: str = "class") -> Benchmark:
+    def load(self, preset: Preset) -> Benchmark:
+        """The class-grouped benchmark; the core applies any other grouping (guda_bench.groupings)."""
         raise NotImplementedError

@@ -8,7 +8,6 @@ from guda_bench.datasets.base import DatasetAdapter
 
 from guda_bench.benchmark import Benchmark
 from guda_bench.config import ElboConfig, ModelConfig, Preset, QueryConfig, TrainRecipe, UnlearnConfig
-from guda_bench.errors import BenchError
 from guda_bench.registry import register_dataset
 
 SMOKE = Preset(
@@ -56,11 +55,9 @@ class Digits(DatasetAdapter):
 
     presets = {"smoke": SMOKE, "default": DEFAULT}
 
-    def load(self, preset: Preset, grouping: str = "class") -> Benchmark:
+    def load(self, preset: Preset) -> Benchmark:
         from sklearn.datasets import load_digits
 
-        if grouping not in self.groupings:
-            raise BenchError(f"unknown grouping {grouping!r} for digits (known: {', '.join(self.groupings)})")
         data = load_digits()
         images = data.images.astype(np.float32) / 8.0 - 1.0  # 0..16 -> [-1, 1]
         labels = data.target.astype(np.int64)
@@ -73,7 +70,7 @@ class Digits(DatasetAdapter):
         labels = labels[order]
         group_of = np.searchsorted(np.asarray(classes), labels)
         return Benchmark(
-            dataset="digits", grouping=grouping,
+            dataset="digits", grouping="class",
             images=torch.from_numpy(images[order][:, None]),
             labels=labels, group_of=group_of, group_names=[str(c) for c in classes], preset=preset,
         )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,6 +23,14 @@ class Benchmark:
     group_of: np.ndarray  # [N] group index in 0..n_groups-1
     group_names: list[str]
     preset: Preset
+    # set by a grouping (guda_bench.groupings): its parameters, and images the queries start near
+    grouping_params: dict[str, Any] = field(default_factory=dict)
+    query_anchors: torch.Tensor | None = None  # [A, C, H, W]: query i is generated near anchor i % A
+    query_t: int = 0  # diffusers timestep the near-anchor queries start denoising from
+    planted: dict[str, Any] | None = None  # planted grouping: source images and their groups
+    # data hash of the class-grouped benchmark when a grouping kept its images unchanged: the full model,
+    # its queries and everything derived from them are then shared by all such groupings
+    base_hash: str | None = None
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4:
@@ -42,10 +51,16 @@ class Benchmark:
     def without(self, k: int) -> np.ndarray:
         return np.flatnonzero(self.group_of != k)
 
+    def full_model_hash(self) -> str:
+        """Identity of the data the full model is trained on (the grouping only matters for LOGO)."""
+        return self.base_hash or self.data_hash()
+
     def data_hash(self) -> str:
         """Identity of the training data and its grouping (part of every cache key)."""
         h = hashlib.sha256()
         h.update(self.images.numpy().astype(np.float32).tobytes())
         h.update(np.asarray(self.group_of, dtype=np.int64).tobytes())
         h.update("|".join(self.group_names).encode())
+        if self.grouping != "class":  # the class grouping keeps the keys it always had
+            h.update(self.grouping.encode())
         return h.hexdigest()

@@ -7,6 +7,7 @@ stage, so a method's cost is the same on a cold and on a warm run.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from guda_bench.benchmark import Benchmark
 from guda_bench.config import UnlearnConfig
 from guda_bench.elbo import ElboScorer
 from guda_bench.models import build_scheduler, load_unet, save_unet
-from guda_bench.sampling import sample_queries
+from guda_bench.sampling import sample_near, sample_queries
 from guda_bench.store import Artefact, Store
 from guda_bench.train import train_model
 from guda_bench.unlearn import unlearn_group
@@ -66,7 +67,8 @@ class Context:
 
     # ---- models ------------------------------------------------------------------------------------
     def model_spec(self, exclude: int | None, seed: int) -> dict:
-        return {"data": self.data_hash, "exclude": exclude, "model": self.preset.model,
+        data = self.bench.full_model_hash() if exclude is None else self.data_hash
+        return {"data": data, "exclude": exclude, "model": self.preset.model,
                 "recipe": self.preset.recipe, "seed": seed}
 
     def trained_model(self, exclude: int | None, seed: int, charge: bool = True) -> Artefact:
@@ -100,12 +102,21 @@ class Context:
     def queries_artefact(self) -> Artefact:
         q = self.preset.queries
 
+        anchors = self.bench.query_anchors
+        spec: dict = {"full": self.full.key, "queries": q}
+        if anchors is not None:  # queries near given images (planted grouping)
+            spec.update(anchors=hashlib.sha256(anchors.numpy().tobytes()).hexdigest(), start_t=self.bench.query_t)
+
         def build(folder: Path) -> None:
-            x = sample_queries(self.full_unet, self.scheduler, q.n_queries, q.seed, q.inference_steps,
-                               q.batch_size, self.device)
+            if anchors is None:
+                x = sample_queries(self.full_unet, self.scheduler, q.n_queries, q.seed, q.inference_steps,
+                                   q.batch_size, self.device)
+            else:
+                x = sample_near(self.full_unet, self.scheduler, anchors, q.n_queries, q.seed, q.inference_steps,
+                                self.bench.query_t, q.batch_size, self.device)
             np.save(folder / "queries.npy", x.numpy())
 
-        return self.fetch("queries", {"full": self.full.key, "queries": q}, build, charge=False)
+        return self.fetch("queries", spec, build, charge=False)
 
     @cached_property
     def queries(self) -> torch.Tensor:

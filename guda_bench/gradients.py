@@ -239,7 +239,7 @@ def cached_features(ctx: Context, which: str, output: str, timesteps: tuple[int,
     spec = {"full": ctx.full.key, "output": output, "timesteps": list(timesteps), "proj_dim": proj_dim,
             "seed": ctx.seed, "projector": "trak.BasicProjector/normal/float32"}
     if which == "train":
-        spec["data"] = ctx.data_hash
+        spec["data"] = ctx.bench.full_model_hash()  # train features do not depend on the grouping
         images, ids = ctx.bench.images, [f"{ctx.bench.dataset}/train/{i}" for i in range(len(ctx.bench.images))]
     else:
         spec["queries"] = ctx.queries_artefact.key

@@ -35,6 +35,12 @@ BUILTIN_METHOD_MODULES = (
 BUILTIN_DATASET_MODULES = ("guda_bench.datasets.digits",)
 
 
+def did_you_mean(name: str, known: list[str]) -> str:
+    """'; did you mean 'x'?' for close matches, else ''."""
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
 @dataclass
 class Entry(Generic[T]):
     """One registered name: the class, the variant's fixed options, a one-line description."""
@@ -102,8 +108,7 @@ class Registry(Generic[T]):
     def entry(self, name: str) -> Entry[T]:
         self._load()
         if name not in self._entries:
-            close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            hint = did_you_mean(name, list(self._entries))
             raise BenchError(f"unknown {self.kind} {name!r}{hint} (known: {', '.join(sorted(self._entries))})")
         return self._entries[name]
 

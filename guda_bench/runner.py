@@ -27,6 +27,7 @@ from guda_bench.benchmark import Benchmark
 from guda_bench.config import canonical_hash
 from guda_bench.context import Context
 from guda_bench.errors import BenchError, Unavailable
+from guda_bench.groupings import apply_grouping, parse_grouping
 from guda_bench.method import KNOWN_REQUIREMENTS
 from guda_bench.provenance import environment
 from guda_bench.registry import DATASETS, METHODS
@@ -133,6 +134,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
     if not ok:
         raise BenchError(f"dataset {spec.dataset!r} is not available here: {why}")
     preset = adapter.preset(spec.preset)
+    grouping = parse_grouping(spec.grouping)
     if spec.ceiling_seeds is not None:
         if spec.ceiling_seeds < 1:
             raise BenchError("--ceiling-seeds must be >= 1")
@@ -146,7 +148,9 @@ def run(spec: RunSpec) -> dict[str, Any]:
     if (spec.out / "results.json").exists():  # an earlier run's folder: drop its score files, not others
         for stale in (spec.out / "scores").glob("*.npy"):
             stale.unlink()
-    bench = adapter.load(preset, spec.grouping)
+    bench = apply_grouping(adapter.load(preset), grouping)
+    if bench.n_groups < 3:
+        raise BenchError(f"grouping {bench.grouping!r} gives {bench.n_groups} groups; NDCG@3 and Top-3 need >= 3")
     store = Store(spec.cache, log=progress.log)
     ctx = Context(bench, store, seed=spec.seed, device=spec.device)
     t_start = time.perf_counter()
@@ -160,7 +164,8 @@ def run(spec: RunSpec) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "run": {
             "command": " ".join(shlex.quote(a) for a in sys.argv) if sys.argv else "",
-            "dataset": spec.dataset, "preset": preset.name, "grouping": spec.grouping, "seed": spec.seed,
+            "dataset": spec.dataset, "preset": preset.name, "grouping": bench.grouping,
+            "grouping_params": {"name": grouping.name, **grouping.params}, "seed": spec.seed,
             "ceiling_seeds": preset.ceiling_seeds, "device": spec.device,
             "n_groups": bench.n_groups, "groups": bench.group_names, "n_train": len(bench.images),
             "n_queries": len(ctx.queries), "n_test": len(test), "n_tune": len(ctx.splits["tune"]),

@@ -44,7 +44,8 @@ class Das(G.GradientFeatureMethod):
         self.leverage = leverage if isinstance(leverage, bool) else str(leverage).lower() in ("1", "true", "yes")
 
     def residuals(self, ctx: Context) -> np.ndarray:
-        spec = {"full": ctx.full.key, "data": ctx.data_hash, "timesteps": list(self.timesteps), "seed": ctx.seed}
+        spec = {"full": ctx.full.key, "data": ctx.bench.full_model_hash(), "timesteps": list(self.timesteps),
+                "seed": ctx.seed}
         ids = [f"{ctx.bench.dataset}/train/{i}" for i in range(len(ctx.bench.images))]
 
         def build(folder: Path) -> None:

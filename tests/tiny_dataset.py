@@ -26,12 +26,12 @@ class TinyDataset(DatasetAdapter):
 
     presets = {"tiny": TINY, "slow-train": SLOW}
 
-    def load(self, preset: Preset, grouping: str = "class") -> Benchmark:
+    def load(self, preset: Preset) -> Benchmark:
         g = torch.Generator().manual_seed(0)
         means = torch.rand((3, 1, 8, 8), generator=g) * 2 - 1
         group_of = np.repeat(np.arange(3), 8)
         images = (means[group_of] + 0.2 * torch.randn((24, 1, 8, 8), generator=g)).clamp(-1, 1)
-        return Benchmark(NAME, grouping, images, group_of.copy(), group_of, ["a", "b", "c"], preset)
+        return Benchmark(NAME, "class", images, group_of.copy(), group_of, ["a", "b", "c"], preset)
 
 
 def register() -> None:

@@ -1,0 +1,128 @@
+"""Grouping study (issue 7): which groupings separate "looks like" from "was caused by"?
+
+    python benchmarks/grouping_study.py run      # one `guda-bench run` per grouping (resumable: cached)
+    python benchmarks/grouping_study.py report   # table + plot under leaderboards/
+
+Each grouping runs with a second LOGO seed (noise-ceiling row) on the digits default preset. A grouping
+that fails is recorded and the study goes on (timm's bulk-run habit). The expensive methods that train
+extra models per grouping (guda-esd, instance-unlearning) are left out to fit 2 CPU cores; pass
+--methods to include them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+GROUPINGS = [
+    "class",
+    "owners-sized:n=5",
+    "owners:n=5,alpha=0.1",
+    "planted",
+    "owners:n=5,alpha=1.0",
+    "redundant:n=5,pairs=2",
+    "owners:n=5,alpha=10.0",
+]
+METHODS = "logo,guda,guda-reference,pixel-cosine,pixel-nn,trak,d-trak,das,random"
+ROOT = Path("runs/study")
+
+
+def label_of(grouping: str) -> str:
+    from guda_bench.groupings import parse_grouping
+
+    return parse_grouping(grouping).label
+
+
+def run_all(groupings: list[str], methods: str, preset: str) -> None:
+    status = {}
+    for g in groupings:
+        out = ROOT / label_of(g)
+        cmd = ["guda-bench", "run", "--dataset", "digits", "--preset", preset, "--grouping", g, "--method", methods,
+               "--ceiling-seeds", "2", "--out", str(out), "--quiet"]
+        print("$", " ".join(cmd), flush=True)
+        status[g] = subprocess.run(cmd).returncode
+        print(f"{g}: exit {status[g]}", flush=True)
+    print(json.dumps(status, indent=1))
+
+
+def report(out_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    rows = []
+    for res_path in sorted(ROOT.glob("*/results.json")):
+        res = json.loads(res_path.read_text())
+        run = res["run"]
+        ceiling = next((r for r in res["rows"] if r["kind"] == "ceiling"), None)
+        for r in res["rows"]:
+            m = r.get("metrics", {})
+            rows.append({
+                "grouping": run["grouping"], "grouping_params": json.dumps(run.get("grouping_params", {})),
+                "method": r["method"], "kind": r["kind"], "status": r["status"],
+                "top1": m.get("top1", {}).get("mean"), "top1_ci_low": m.get("top1", {}).get("ci_low"),
+                "top1_ci_high": m.get("top1", {}).get("ci_high"), "ndcg@3": m.get("ndcg@3", {}).get("mean"),
+                "ndcg@3_ci_low": m.get("ndcg@3", {}).get("ci_low"),
+                "ndcg@3_ci_high": m.get("ndcg@3", {}).get("ci_high"),
+                "ceiling_top1": ceiling["metrics"]["top1"]["mean"] if ceiling else None,
+                "cost_s": r.get("cost_s"), "speedup": r.get("speedup"), "n_groups": run["n_groups"],
+                "n_train": run["n_train"], "n_test": run["n_test"], "truth_hash": run["truth_hash"],
+                "git_commit": res["provenance"].get("git_commit"), "created": run["created"],
+                "command": run["command"],
+            })
+    if not rows:
+        sys.exit(f"no finished runs under {ROOT}")
+    frame = pd.DataFrame(rows)
+    frame["gap_to_ceiling"] = frame["ceiling_top1"] - frame["top1"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv = out_dir / "digits-groupings.csv"
+    tmp = csv.with_suffix(".csv.tmp")
+    frame.to_csv(tmp, index=False, float_format="%.6g")
+    tmp.replace(csv)
+
+    ok = frame[(frame.status == "ok") & (frame.method != "logo")]
+    pivot = ok.pivot_table(index="grouping", columns="method", values="top1")
+    order = [label_of(g) for g in GROUPINGS if label_of(g) in pivot.index]
+    pivot = pivot.loc[order + [g for g in pivot.index if g not in order]]
+    methods = [m for m in ["noise-ceiling", "guda", "guda-reference", "d-trak", "das", "trak", "pixel-cosine",
+                           "pixel-nn", "random"] if m in pivot.columns]
+    fig, ax = plt.subplots(figsize=(1.6 * len(pivot) + 2, 4.5))
+    width = 0.8 / len(methods)
+    for j, m in enumerate(methods):
+        xs = [i + (j - len(methods) / 2) * width + width / 2 for i in range(len(pivot))]
+        ax.bar(xs, pivot[m].values, width, label=m, color="black" if m == "noise-ceiling" else None,
+               alpha=0.35 if m == "noise-ceiling" else 1.0)
+    ax.set_xticks(range(len(pivot)), pivot.index, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("Top-1 agreement with LOGO (test split)")
+    ax.set_ylim(0, 1)
+    ax.set_title("digits: quality per method per grouping (grey = noise ceiling)")
+    ax.legend(fontsize=7, ncol=3)
+    fig.tight_layout()
+    png = out_dir / "digits-groupings.png"
+    fig.savefig(png.with_suffix(".tmp.png"), dpi=120)
+    png.with_suffix(".tmp.png").replace(png)
+    print(pivot.round(3).to_string())
+    print(f"wrote {csv} and {png}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["run", "report"])
+    parser.add_argument("--groupings", default=";".join(GROUPINGS), help="';'-separated grouping specs")
+    parser.add_argument("--methods", default=METHODS)
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--out", type=Path, default=Path("leaderboards"))
+    args = parser.parse_args()
+    if args.command == "run":
+        run_all([g for g in args.groupings.split(";") if g], args.methods, args.preset)
+    else:
+        report(args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""Groupings: who the groups are. Applied by the core to any adapter's class-grouped benchmark.
+
+`class` (the adapter's own labels) is the default. The others exist because on visually distinct
+classes, pixel similarity agrees with the LOGO truth about as well as the truth agrees with itself;
+each of these makes "looks like" and "was caused by" come apart in a different way (SPEC §2, §7):
+
+- ``owners``: N data owners holding Dirichlet(alpha)-weighted mixes of classes. Each class's images
+  are dealt to owners with probability proportional to size_o * mix_o[class].
+- ``owners-sized``: the same deal with owners of very different sizes (a geometric spread of
+  ``size_spread`` between the smallest and the largest) and similar mixes (large alpha): influence
+  should grow with how much of a mode an owner holds; mean similarity does not see size.
+- ``redundant``: ``owners`` with ``pairs`` of them duplicated: a twin owner holds copies of the same
+  images. Removing one copy should matter little; similarity sees both as equally close.
+- ``planted``: ``n_planted`` training images, each copied ``copies`` times with small Gaussian
+  perturbations into a group of another class; the queries are generated near those images (SDEdit
+  from the source image at ``query_t``), so the copies, not the look-alike class, may cause them.
+
+A grouping is written ``NAME`` or ``NAME:key=value,key=value`` (e.g. ``owners:alpha=0.3,n=6``). Its
+canonical label (``owners-alpha0.3-n6``: non-default parameters only) names cache entries, result rows
+and leaderboard files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from guda_bench.benchmark import Benchmark
+from guda_bench.errors import BenchError
+from guda_bench.registry import did_you_mean
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "class": {},
+    "owners": {"n": 10, "alpha": 1.0, "seed": 0},
+    "owners-sized": {"n": 10, "alpha": 10.0, "size_spread": 20.0, "seed": 0},
+    "redundant": {"n": 10, "pairs": 3, "alpha": 1.0, "seed": 0},
+    "planted": {"n_planted": 20, "copies": 4, "sigma": 0.05, "query_t": 300, "seed": 0},
+}
+DESCRIPTIONS = {
+    "class": "the adapter's class labels",
+    "owners": "N owners with Dirichlet(alpha) mixes of classes",
+    "owners-sized": "owners of very different sizes with similar mixes",
+    "redundant": "owners, some duplicated by a twin holding copies of the same images",
+    "planted": "perturbed copies of a few images planted into another class's group; queries near them",
+}
+
+
+@dataclass(frozen=True)
+class GroupingSpec:
+    name: str
+    params: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        """File-name-safe canonical label: the name plus every non-default parameter, sorted."""
+        changed = [(k, v) for k, v in sorted(self.params.items()) if DEFAULTS[self.name][k] != v]
+        return self.name + "".join(f"-{k.replace('_', '')}{_fmt(v)}" for k, v in changed)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def parse_grouping(text: str) -> GroupingSpec:
+    """``NAME[:key=value,...]`` -> GroupingSpec with every parameter filled in and type-checked."""
+    name, _, rest = text.strip().partition(":")
+    if name not in DEFAULTS:
+        raise BenchError(f"unknown grouping {name!r}{did_you_mean(name, list(DEFAULTS))} "
+                         f"(known: {', '.join(DEFAULTS)})")
+    params = dict(DEFAULTS[name])
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or key not in params:
+            known = ", ".join(params) or "none"
+            raise BenchError(f"grouping {name!r}: bad parameter {item!r} (parameters: {known})")
+        kind = type(DEFAULTS[name][key])
+        try:
+            params[key] = kind(value)
+        except ValueError:
+            raise BenchError(f"grouping {name!r}: {key}={value!r} is not a {kind.__name__}") from None
+    _check(name, params)
+    return GroupingSpec(name, params)
+
+
+def _check(name: str, p: dict[str, Any]) -> None:
+    rules = [("n", lambda v: v >= 2, "must be >= 2"), ("alpha", lambda v: v > 0, "must be > 0"),
+             ("size_spread", lambda v: v >= 1, "must be >= 1"), ("pairs", lambda v: v >= 1, "must be >= 1"),
+             ("n_planted", lambda v: v >= 1, "must be >= 1"), ("copies", lambda v: v >= 1, "must be >= 1"),
+             ("sigma", lambda v: v >= 0, "must be >= 0"), ("query_t", lambda v: 0 < v < 1000, "must be in 1..999")]
+    for key, ok, why in rules:
+        if key in p and not ok(p[key]):
+            raise BenchError(f"grouping {name!r}: {key}={p[key]} {why}")
+    if name == "redundant" and p["n"] - p["pairs"] < max(p["pairs"], 2):
+        raise BenchError(f"grouping 'redundant': n={p['n']} leaves too few owners for pairs={p['pairs']}")
+
+
+def apply_grouping(bench: Benchmark, spec: GroupingSpec) -> Benchmark:
+    """The benchmark regrouped (and, for redundant/planted, with its added copies)."""
+    if bench.grouping != "class":
+        raise ValueError("groupings apply to an adapter's class-grouped benchmark")
+    if spec.name == "class":
+        return bench
+    out = _BUILDERS[spec.name](bench, spec.params)
+    return replace(out, grouping=spec.label, grouping_params={"name": spec.name, **spec.params})
+
+
+# ---- builders ----------------------------------------------------------------------------------------
+def _deal(labels: np.ndarray, mixes: np.ndarray, sizes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Owner of each image: within each class, drawn with probability proportional to size * mix."""
+    owner = np.empty(len(labels), dtype=np.int64)
+    for c_index, c in enumerate(np.unique(labels)):
+        idx = np.flatnonzero(labels == c)
+        w = sizes * mixes[:, c_index]
+        owner[idx] = rng.choice(len(sizes), size=len(idx), p=w / w.sum())
+    return owner
+
+
+def _owners(bench: Benchmark, n: int, alpha: float, size_spread: float, seed: int) -> np.ndarray:
+    """Owner index per image; redraws (same seed stream) until every owner holds >= 2 images."""
+    rng = np.random.default_rng(seed)
+    n_classes = len(np.unique(bench.labels))
+    sizes = size_spread ** (np.arange(n) / max(n - 1, 1))
+    for _ in range(100):
+        mixes = rng.dirichlet(np.full(n_classes, alpha), size=n)
+        owner = _deal(bench.labels, mixes, sizes, rng)
+        if np.bincount(owner, minlength=n).min() >= 2:
+            return owner
+    raise BenchError(f"could not give each of {n} owners two images (alpha={alpha}, size_spread={size_spread}); "
+                     "use fewer owners or a larger alpha")
+
+
+def _owner_names(n: int) -> list[str]:
+    return [f"owner-{i:02d}" for i in range(n)]
+
+
+def owners(bench: Benchmark, p: dict[str, Any]) -> Benchmark:
+    owner = _owners(bench, p["n"], p["alpha"], 1.0, p["seed"])
+    return replace(bench, group_of=owner, group_names=_owner_names(p["n"]), base_hash=bench.data_hash())
+
+
+def owners_sized(bench: Benchmark, p: dict[str, Any]) -> Benchmark:
+    owner = _owners(bench, p["n"], p["alpha"], p["size_spread"], p["seed"])
+    return replace(bench, group_of=owner, group_names=_owner_names(p["n"]), base_hash=bench.data_hash())
+
+
+def redundant(bench: Benchmark, p: dict[str, Any]) -> Benchmark:
+    n_base = p["n"] - p["pairs"]
+    owner = _owners(bench, n_base, p["alpha"], 1.0, p["seed"])
+    names = _owner_names(n_base)
+    images, labels, group_of = [bench.images], [bench.labels], [owner]
+    for j in range(p["pairs"]):  # owner j gets a twin holding copies of the same images
+        idx = np.flatnonzero(owner == j)
+        images.append(bench.images[idx])
+        labels.append(bench.labels[idx])
+        group_of.append(np.full(len(idx), n_base + j))
+        names.append(f"{names[j]}-copy")
+    return replace(bench, images=torch.cat(images), labels=np.concatenate(labels),
+                   group_of=np.concatenate(group_of), group_names=names)
+
+
+def planted(bench: Benchmark, p: dict[str, Any]) -> Benchmark:
+    rng = np.random.default_rng(p["seed"])
+    if p["n_planted"] > len(bench.images):
+        raise BenchError(f"grouping 'planted': n_planted={p['n_planted']} exceeds the {len(bench.images)} images")
+    sources = np.sort(rng.choice(len(bench.images), size=p["n_planted"], replace=False))
+    images, labels, group_of = [bench.images], [bench.labels], [bench.group_of]
+    targets = []
+    for i in sources:
+        others = np.setdiff1d(np.arange(bench.n_groups), [bench.group_of[i]])
+        target = int(rng.choice(others))
+        targets.append(target)
+        noise = torch.from_numpy(rng.standard_normal((p["copies"], *bench.images.shape[1:])).astype(np.float32))
+        images.append((bench.images[i][None] + p["sigma"] * noise).clamp(-1, 1))
+        labels.append(np.full(p["copies"], bench.labels[i]))
+        group_of.append(np.full(p["copies"], target))
+    return replace(bench, images=torch.cat(images), labels=np.concatenate(labels),
+                   group_of=np.concatenate(group_of), query_anchors=bench.images[sources].clone(),
+                   query_t=p["query_t"],
+                   planted={"sources": sources.tolist(), "source_groups": bench.group_of[sources].tolist(),
+                            "target_groups": targets})
+
+
+_BUILDERS: dict[str, Callable[[Benchmark, dict[str, Any]], Benchmark]] = {
+    "owners": owners, "owners-sized": owners_sized, "redundant": redundant, "planted": planted,
+}

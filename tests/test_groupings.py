@@ -1,0 +1,124 @@
+"""Groupings: parsing, what each builder produces, cache keys, and a real run on a non-class grouping."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from guda_bench.benchmark import Benchmark
+from guda_bench.cli import main
+from guda_bench.errors import BenchError
+from guda_bench.groupings import apply_grouping, parse_grouping
+from tests.conftest import tiny_preset
+from tests.tiny_dataset import register
+
+
+@pytest.fixture
+def bench() -> Benchmark:
+    """6 classes x 12 distinct random images."""
+    g = torch.Generator().manual_seed(0)
+    labels = np.repeat(np.arange(6), 12)
+    images = torch.rand((len(labels), 1, 8, 8), generator=g) * 2 - 1
+    return Benchmark("t", "class", images, labels, labels.copy(), [str(c) for c in range(6)], tiny_preset())
+
+
+def test_parse_fills_defaults_types_and_label():
+    spec = parse_grouping("owners:alpha=0.3,n=6")
+    assert spec.params == {"n": 6, "alpha": 0.3, "seed": 0}
+    assert spec.label == "owners-alpha0.3-n6"
+    assert parse_grouping("owners").label == "owners"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("ownres", "did you mean 'owners'"),
+    ("owners:beta=1", "bad parameter 'beta=1'"),
+    ("owners:n=two", "n='two' is not a int"),
+    ("owners:n=1", "n=1 must be >= 2"),
+    ("planted:query_t=1000", "must be in 1..999"),
+    ("redundant:n=4,pairs=3", "too few owners"),
+])
+def test_parse_rejects_bad_input_in_one_line(text, message):
+    with pytest.raises(BenchError, match=message):
+        parse_grouping(text)
+
+
+def test_owners_partition_every_image_and_follow_the_seed(bench):
+    a = apply_grouping(bench, parse_grouping("owners:n=4,alpha=0.2"))
+    b = apply_grouping(bench, parse_grouping("owners:n=4,alpha=0.2"))
+    c = apply_grouping(bench, parse_grouping("owners:n=4,alpha=0.2,seed=1"))
+    assert a.n_groups == 4 and len(a.images) == len(bench.images)
+    assert np.bincount(a.group_of).min() >= 2
+    np.testing.assert_array_equal(a.group_of, b.group_of)
+    assert not np.array_equal(a.group_of, c.group_of)
+    # small alpha concentrates owners on few classes; a large alpha gives every owner a similar mix
+    def top_share(x):
+        return np.mean([np.bincount(x.labels[x.group_of == o]).max() / (x.group_of == o).sum() for o in range(4)])
+
+    assert top_share(a) > top_share(apply_grouping(bench, parse_grouping("owners:n=4,alpha=50"))) + 0.15
+    # same images: the full model (and its queries) is shared with the class grouping; LOGO keys are not
+    assert a.full_model_hash() == bench.data_hash() and a.data_hash() != bench.data_hash()
+    assert a.grouping == "owners-alpha0.2-n4" and a.grouping_params["alpha"] == 0.2
+
+
+def test_owners_sized_spread_sizes(bench):
+    x = apply_grouping(bench, parse_grouping("owners-sized:n=4,size_spread=8"))
+    sizes = np.bincount(x.group_of)
+    assert sizes[-1] > 3 * sizes[0]
+
+
+def test_redundant_twins_hold_identical_copies(bench):
+    x = apply_grouping(bench, parse_grouping("redundant:n=5,pairs=2"))
+    assert x.group_names[-2:] == ["owner-00-copy", "owner-01-copy"]
+    for j in range(2):
+        original, twin = x.images[x.group_of == j], x.images[x.group_of == 3 + j]
+        assert len(original) > 0 and torch.equal(original, twin)
+    assert len(x.images) == len(bench.images) + (x.group_of >= 3).sum()
+    assert x.full_model_hash() != bench.data_hash()  # more training images: its own full model
+
+
+def test_planted_copies_go_to_another_group_and_queries_start_near_them(bench):
+    x = apply_grouping(bench, parse_grouping("planted:n_planted=3,copies=2,sigma=0.01"))
+    assert len(x.images) == len(bench.images) + 6
+    p = x.planted
+    assert all(s != t for s, t in zip(p["source_groups"], p["target_groups"], strict=True))
+    copies = x.images[len(bench.images):]
+    for j, src in enumerate(p["sources"]):
+        assert (copies[2 * j:2 * j + 2] - bench.images[src]).abs().max() < 0.1
+    assert x.group_of[len(bench.images):].tolist() == [t for t in p["target_groups"] for _ in range(2)]
+    torch.testing.assert_close(x.query_anchors, bench.images[p["sources"]])
+
+
+def test_run_on_owners_grouping_writes_grouping_into_rows_and_keys(tmp_path):
+    register()
+    cache = tmp_path / "cache"
+    base = ["run", "--dataset", "tiny-test", "--preset", "tiny", "--method", "logo,pixel-cosine,guda",
+            "--cache", str(cache), "--quiet"]
+    assert main([*base, "--out", str(tmp_path / "class")]) == 0
+    n_models = len(list((cache / "model").iterdir()))
+    assert main([*base, "--grouping", "owners:n=3,alpha=5", "--out", str(tmp_path / "owners")]) == 0
+    res = json.loads((tmp_path / "owners" / "results.json").read_text())
+    assert res["run"]["grouping"] == "owners-alpha5-n3"
+    assert res["run"]["grouping_params"] == {"name": "owners", "n": 3, "alpha": 5.0, "seed": 0}
+    assert res["run"]["groups"] == ["owner-00", "owner-01", "owner-02"]
+    assert {r["status"] for r in res["rows"]} == {"ok"}
+    # the full model is shared with the class run; only the 3 LOGO models are new
+    assert len(list((cache / "model").iterdir())) == n_models + 3
+
+
+def test_run_on_planted_grouping_generates_queries_near_the_anchors(tmp_path):
+    register()
+    out = tmp_path / "planted"
+    code = main(["run", "--dataset", "tiny-test", "--preset", "tiny", "--method", "logo,pixel-nn",
+                 "--grouping", "planted:n_planted=2,copies=2,query_t=100", "--cache", str(tmp_path / "c"),
+                 "--out", str(out), "--quiet"])
+    assert code == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["run"]["grouping"] == "planted-copies2-nplanted2-queryt100"
+    assert res["run"]["n_train"] == 24 + 4
+
+
+def test_unknown_grouping_is_one_line_exit_2(tmp_path, capsys):
+    code = main(["run", "--preset", "smoke", "--grouping", "onwers", "--out", str(tmp_path / "x"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "did you mean 'owners'" in err
