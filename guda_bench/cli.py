@@ -64,7 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="build the LOGO ground truth and score attribution methods")
     run.add_argument("--method", default="all", help="'all' or a comma-separated list of method names")
     run.add_argument("--dataset", default="digits")
-    run.add_argument("--grouping", default="class")
+    run.add_argument("--data-root", type=Path, default=None,
+                     help="local data for datasets that read files (folder: ROOT/<group>/<images>)")
+    run.add_argument("--grouping", default="class",
+                     help="class | owners | owners-sized | redundant | planted, with NAME:key=value,... parameters")
     run.add_argument("--preset", default="default", help="smoke (about a minute) or default (full benchmark)")
     run.add_argument("--out", type=Path, default=Path("runs/latest"), help="run folder to write")
     run.add_argument("--cache", type=Path, default=None,
@@ -85,7 +88,40 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--run", type=Path, action="append", default=[],
                        help="run folder to read GUDA's speedup and wall seconds from (repeatable: cold, warm)")
     bench.add_argument("--out", type=Path, default=Path("benchmarks/results.json"))
+
+    board = sub.add_parser("leaderboard", help="publish, show and compare leaderboards").add_subparsers(
+        dest="action", required=True, parser_class=OneLineParser)
+    pub = board.add_parser("publish", help="write/update leaderboards/<dataset>[-<grouping>].csv and its plots")
+    pub.add_argument("run_dir", type=Path)
+    pub.add_argument("--dir", type=Path, default=Path("leaderboards"))
+    pub.add_argument("--no-plots", action="store_true")
+    show = board.add_parser("show", help="a leaderboard as a table (or markdown)")
+    show.add_argument("name", help="board name (e.g. digits) or CSV path")
+    show.add_argument("--dir", type=Path, default=Path("leaderboards"))
+    show.add_argument("--format", choices=["table", "md"], default="table")
+    cmp_ = board.add_parser("compare", help="paired bootstrap: two runs (one method) or two methods (one run)")
+    cmp_.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR", help="one or two run folders")
+    cmp_.add_argument("--method", required=True,
+                      help="METHOD (two runs) or METHOD_A,METHOD_B (one run, or one method per run)")
+    cmp_.add_argument("--n-boot", type=positive_int, default=10_000)
+    cmp_.add_argument("--format", choices=["table", "json"], default="table")
+
+    bundle = sub.add_parser("bundle", help="ground-truth bundles: LOGO scores, queries, full model, hashes")
+    baction = bundle.add_subparsers(dest="action", required=True, parser_class=OneLineParser)
+    exp = baction.add_parser("export", help="pack a run's ground truth into a .tar.gz")
+    exp.add_argument("run_dir", type=Path)
+    exp.add_argument("out", type=Path)
+    exp.add_argument("--cache", type=Path, default=None)
+    imp = baction.add_parser("import", help="verify a bundle and add it to the cache (no LOGO retraining)")
+    imp.add_argument("bundle", type=Path)
+    imp.add_argument("--cache", type=Path, default=None)
     return parser
+
+
+def cache_dir(arg: Path | None) -> Path:
+    import os
+
+    return arg or Path(os.environ.get("GUDA_BENCH_CACHE", ".guda-cache"))
 
 
 def collect_options(items: list[tuple[str, str, str]]) -> dict[str, dict[str, str]]:
@@ -96,16 +132,15 @@ def collect_options(items: list[tuple[str, str, str]]) -> dict[str, dict[str, st
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import os
-
     from guda_bench.registry import resolve_methods
     from guda_bench.runner import RunSpec, run
 
-    cache = args.cache or Path(os.environ.get("GUDA_BENCH_CACHE", ".guda-cache"))
+    cache = cache_dir(args.cache)
     spec = RunSpec(methods=resolve_methods(args.method), dataset=args.dataset, preset=args.preset,
                    grouping=args.grouping, out=args.out, cache=cache, seed=args.seed,
                    ceiling_seeds=args.ceiling_seeds, device=args.device, quiet=args.quiet,
-                   method_timeout=args.method_timeout, method_options=collect_options(args.option))
+                   method_timeout=args.method_timeout, method_options=collect_options(args.option),
+                   data_root=args.data_root)
     run(spec)
     print(f"wrote {args.out / 'summary.csv'} and {args.out / 'results.json'}")
     return 0
@@ -157,9 +192,64 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from guda_bench import leaderboard as lb
+
+    if args.action == "publish":
+        path = lb.publish(args.run_dir, args.dir, plots=not args.no_plots)
+        print(f"published {path}")
+        return 0
+    if args.action == "show":
+        _, frame = lb.read_board(args.name, args.dir)
+        if args.format == "md":
+            print(lb.to_markdown(frame))
+            return 0
+        from rich.console import Console
+        from rich.table import Table
+
+        first = frame.iloc[0]
+        table = Table(title=f"{first['dataset']} ({first['grouping']}, preset {first['preset']}), test n="
+                            f"{first['n_test']}, truth {str(first['truth_hash'])[:12]}, "
+                            f"commit {str(first['git_commit'])[:8]}")
+        for h in lb.HEADERS:
+            table.add_column(h, justify="left" if h in ("method", "status") else "right")
+        for i, cells in enumerate(lb.show_rows(frame)):
+            table.add_row(*cells, end_section=frame.iloc[i]["kind"] == "ceiling")
+        Console(width=160).print(table)
+        return 0
+    names = args.method.split(",")
+    if len(args.runs) > 2 or len(names) > 2 or (len(args.runs) == 1 and len(names) != 2):
+        raise BenchError("compare takes RUN --method A,B or RUN_A RUN_B --method M (or A,B)")
+    run_b = args.runs[1] if len(args.runs) == 2 else None
+    result = lb.compare(args.runs[0], run_b, names[0], names[-1], n_boot=args.n_boot)
+    if args.format == "json":
+        print(json.dumps(result, indent=1))
+        return 0
+    n = result["rows"][0]["n_queries"]
+    print(f"A = {result['a']}\nB = {result['b']}  (paired bootstrap over {n} test queries)")
+    print(f"{'metric':10s} {'A':>7s} {'B':>7s} {'A-B':>8s} {'95% CI':>18s} {'p':>7s}")
+    for r in result["rows"]:
+        print(f"{r['metric']:10s} {r['mean_a']:7.3f} {r['mean_b']:7.3f} {r['diff']:+8.3f} "
+              f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] {r['p_value']:7.4f}")
+    return 0
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from guda_bench.bundle import export_bundle, import_bundle
+
+    if args.action == "export":
+        path = export_bundle(args.run_dir, args.out, cache_dir(args.cache))
+        print(f"wrote {path}")
+        return 0
+    info = import_bundle(args.bundle, cache_dir(args.cache))
+    print(json.dumps(info, indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": cmd_run, "list": cmd_list, "env": cmd_env, "bench": cmd_bench}[args.command]
+    handler = {"run": cmd_run, "list": cmd_list, "env": cmd_env, "bench": cmd_bench, "leaderboard": cmd_leaderboard,
+               "bundle": cmd_bundle}[args.command]
     try:
         return handler(args)
     except BenchError as exc:

@@ -32,7 +32,7 @@ BUILTIN_METHOD_MODULES = (
     "guda_bench.methods.trak",
     "guda_bench.methods.das",
 )
-BUILTIN_DATASET_MODULES = ("guda_bench.datasets.digits",)
+BUILTIN_DATASET_MODULES = ("guda_bench.datasets.digits", "guda_bench.datasets.folder")
 
 
 def did_you_mean(name: str, known: list[str]) -> str:

@@ -32,7 +32,7 @@ from guda_bench.method import KNOWN_REQUIREMENTS
 from guda_bench.provenance import environment
 from guda_bench.registry import DATASETS, METHODS
 from guda_bench.results import SCHEMA_VERSION, print_table, save_scores, write_run
-from guda_bench.store import Store
+from guda_bench.store import Store, atomic_write_bytes
 
 
 @dataclass
@@ -49,6 +49,18 @@ class RunSpec:
     quiet: bool = False
     method_timeout: float | None = None  # seconds per method (prepare + score); None: no limit
     method_options: dict[str, dict[str, str]] = field(default_factory=dict)  # --option NAME.KEY=VALUE
+    data_root: Path | None = None  # for adapters that read local files (--data-root)
+
+
+def make_adapter(name: str, data_root: str | Path | None = None) -> Any:
+    """The registered dataset adapter, given its local data root when there is one."""
+    entry = DATASETS.entry(name)
+    if data_root is None:
+        return entry.create()
+    try:
+        return entry.cls(root=data_root)  # type: ignore[call-arg]
+    except TypeError:
+        raise BenchError(f"dataset {name!r} reads no local files: drop --data-root") from None
 
 
 class MethodTimeout(Exception):
@@ -129,7 +141,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
     """Build (or load) the ground truth, run the methods, write the run folder; return the results dict."""
     progress.set_enabled(not spec.quiet)
     check_device(spec.device)
-    adapter = DATASETS.create(spec.dataset)
+    adapter = make_adapter(spec.dataset, spec.data_root)
     ok, why = adapter.available()
     if not ok:
         raise BenchError(f"dataset {spec.dataset!r} is not available here: {why}")
@@ -149,6 +161,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
         for stale in (spec.out / "scores").glob("*.npy"):
             stale.unlink()
     bench = apply_grouping(adapter.load(preset), grouping)
+    preset = bench.preset  # an adapter may fit the preset to its data (e.g. the image channels)
     if bench.n_groups < 3:
         raise BenchError(f"grouping {bench.grouping!r} gives {bench.n_groups} groups; NDCG@3 and Top-3 need >= 3")
     store = Store(spec.cache, log=progress.log)
@@ -164,7 +177,8 @@ def run(spec: RunSpec) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "run": {
             "command": " ".join(shlex.quote(a) for a in sys.argv) if sys.argv else "",
-            "dataset": spec.dataset, "preset": preset.name, "grouping": bench.grouping,
+            "dataset": spec.dataset, "data_root": str(spec.data_root) if spec.data_root else None,
+            "preset": preset.name, "grouping": bench.grouping,
             "grouping_params": {"name": grouping.name, **grouping.params}, "seed": spec.seed,
             "ceiling_seeds": preset.ceiling_seeds, "device": spec.device,
             "n_groups": bench.n_groups, "groups": bench.group_names, "n_train": len(bench.images),
@@ -177,10 +191,14 @@ def run(spec: RunSpec) -> dict[str, Any]:
         "splits": {k: v.tolist() for k, v in ctx.splits.items()},
         "truth": {"cost_s": truth_stage["cost_s"], "class_sanity": class_sanity(bench, ctx.queries, gold),
                   "elbo_timesteps": ctx.scorer.timesteps, "full_term_share": full_share.tolist(),
-                  "elbo_weighting": preset.elbo.weighting},
+                  "elbo_weighting": preset.elbo.weighting,
+                  # cache entries a ground-truth bundle carries (guda-bench bundle export)
+                  "artefacts": {"model": [ctx.full.key], "queries": [ctx.queries_artefact.key],
+                                "logoa": [store.key("logoa", ctx.logoa_spec(s)) for s in range(preset.ceiling_seeds)]}},
         "rows": [],
     }
     save_scores(spec.out, "_truth_logoa", gold)
+    atomic_write_bytes(spec.out / "queries.npy", lambda p: np.save(open(p, "wb"), ctx.queries.numpy()))
     write_run(spec.out, results)
 
     def summarize(scores: np.ndarray) -> dict[str, Any]:

@@ -1,0 +1,126 @@
+"""Ground-truth bundles: the LOGO scores, the queries and the full model of a run, with their hashes.
+
+A bundle lets another machine score a new method against the same ground truth without retraining a
+single LOGO model: `import` verifies every file's sha256, every cache entry's key against its recorded
+spec, the truth hash against the LOGO scores and queries, and (when the dataset can be rebuilt there)
+the training data itself; any mismatch is refused. The entries then go into the cache, where a run
+finds them exactly as if it had built them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from guda_bench.config import canonical_hash
+from guda_bench.errors import BenchError
+from guda_bench.leaderboard import load_run
+from guda_bench.store import Store, sha256_file
+
+BUNDLE_SCHEMA = 1
+KINDS = ("model", "queries", "logoa")
+
+
+def export_bundle(run_dir: Path, out: Path, cache: Path) -> Path:
+    results = load_run(run_dir)
+    keys = results.get("truth", {}).get("artefacts")
+    if not keys:
+        raise BenchError(f"{run_dir} was written by an older guda-bench (no artefact keys): rerun it to bundle it")
+    store = Store(cache)
+    files: dict[str, str] = {}
+    members: list[tuple[Path, str]] = []
+    for kind in KINDS:
+        for key in keys[kind]:
+            folder = store.folder(kind, key)
+            if store.verify(folder) is None:
+                raise BenchError(f"cache {cache} has no valid {kind} entry {key[:12]} for this run "
+                                 "(export from the cache the run used: --cache)")
+            for f in sorted(folder.iterdir()):
+                rel = f"artefacts/{kind}/{key}/{f.name}"
+                files[rel] = sha256_file(f)
+                members.append((f, rel))
+    meta = {"bundle_schema": BUNDLE_SCHEMA, "truth_hash": results["run"]["truth_hash"], "artefacts": keys,
+            "run": {k: v for k, v in results["run"].items() if k != "command"}, "files": files,
+            "provenance": results["provenance"]}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with tarfile.open(tmp, "w:gz") as tar:
+        blob = json.dumps(meta, indent=1, sort_keys=True).encode()
+        with tempfile.NamedTemporaryFile() as fh:
+            fh.write(blob)
+            fh.flush()
+            tar.add(fh.name, arcname="bundle.json")
+        for path, rel in members:
+            tar.add(path, arcname=rel)
+    tmp.replace(out)
+    return out
+
+
+def _check_benchmark(meta: dict[str, Any]) -> str:
+    """Rebuild the training data here (when the adapter exists) and compare its hash with the bundle's."""
+    from guda_bench.groupings import GroupingSpec, apply_grouping
+    from guda_bench.runner import make_adapter
+
+    run = meta["run"]
+    params = dict(run.get("grouping_params") or {"name": "class"})
+    try:
+        adapter = make_adapter(run["dataset"], run.get("data_root"))
+        bench = apply_grouping(adapter.load(adapter.preset(run["preset"])), GroupingSpec(params.pop("name"), params))
+    except BenchError as exc:
+        return f"training data not checked: {exc}"
+    if bench.data_hash() != run["data_hash"]:
+        raise BenchError(f"refusing the bundle: dataset {run['dataset']!r} here differs from the one its ground "
+                         f"truth was built on (data hash {bench.data_hash()[:12]} != {run['data_hash'][:12]})")
+    return "training data verified"
+
+
+def import_bundle(bundle: Path, cache: Path) -> dict[str, Any]:
+    """Verify a bundle and add its entries to `cache`; returns what was checked and added."""
+    if not bundle.exists():
+        raise BenchError(f"no bundle at {bundle}")
+    store = Store(cache)
+    with tempfile.TemporaryDirectory(dir=store.root) as tmpdir:
+        tmp = Path(tmpdir)
+        try:
+            with tarfile.open(bundle, "r:gz") as tar:
+                tar.extractall(tmp, filter="data")
+            meta = json.loads((tmp / "bundle.json").read_text())
+        except (tarfile.TarError, OSError, json.JSONDecodeError, KeyError) as exc:
+            raise BenchError(f"{bundle} is not a readable guda-bench bundle ({exc})") from None
+        for rel, digest in meta["files"].items():
+            path = tmp / rel
+            if not path.exists() or sha256_file(path) != digest:
+                raise BenchError(f"refusing the bundle: {rel} does not match its sha256")
+        for kind in KINDS:
+            for key in meta["artefacts"][kind]:
+                folder = tmp / "artefacts" / kind / key
+                manifest = store.verify(folder)
+                if manifest is None or canonical_hash({"kind": kind, "spec": manifest["spec"]}) != key:
+                    raise BenchError(f"refusing the bundle: {kind} entry {key[:12]} does not match its spec")
+        gold = np.load(tmp / "artefacts" / "logoa" / meta["artefacts"]["logoa"][0] / "logoa.npy")
+        truth = canonical_hash({"gold": gold.tobytes().hex(), "queries": meta["artefacts"]["queries"][0]})
+        if truth != meta["truth_hash"]:
+            raise BenchError("refusing the bundle: its LOGO scores do not hash to its truth hash")
+        data_check = _check_benchmark(meta)
+        added = []
+        for kind in KINDS:
+            for key in meta["artefacts"][kind]:
+                dest = store.folder(kind, key)
+                if store.verify(dest) is not None:
+                    continue
+                if dest.exists():
+                    shutil.rmtree(dest)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                (tmp / "artefacts" / kind / key).rename(dest)
+                added.append(f"{kind}/{key[:12]}")
+    return {"truth_hash": meta["truth_hash"], "dataset": meta["run"]["dataset"], "preset": meta["run"]["preset"],
+            "grouping": meta["run"]["grouping"], "data": data_check, "added": added,
+            "sha256": hashlib.sha256(bundle.read_bytes()).hexdigest()}
+

@@ -1,0 +1,184 @@
+"""Published leaderboards: one CSV per dataset and grouping, built from run folders, never by hand.
+
+A row carries every metric with its 95% CI and standard error, timings and speedup, status, and the
+provenance that says exactly how the number was produced. A board holds rows of ONE ground truth
+(truth hash); publishing a run with another truth is refused, so numbers that were scored against
+different LOGO models never share a table. The noise-ceiling row is kept first and marked.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from guda_bench import metrics
+from guda_bench.errors import BenchError
+from guda_bench.results import HEADLINE, TIMING
+from guda_bench.store import atomic_write_text
+
+BOARD_SCHEMA = 1
+PROVENANCE = ("dataset", "preset", "grouping", "seed", "ceiling_seeds", "n_test", "guda_bench", "git_commit",
+              "git_dirty", "device", "torch", "diffusers", "python", "config_hash", "truth_hash", "data_hash",
+              "created", "command")
+
+
+def load_run(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / "results.json"
+    if not path.exists():
+        raise BenchError(f"{run_dir} is not a run folder (no results.json)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BenchError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def board_name(results: dict[str, Any]) -> str:
+    run = results["run"]
+    return run["dataset"] + ("" if run["grouping"] == "class" else f"-{run['grouping']}")
+
+
+def board_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Flat leaderboard rows of a run: metrics (mean, CI, stderr), timings, status, provenance."""
+    run, prov = results["run"], results["provenance"]
+    common = {k: run.get(k) for k in ("dataset", "preset", "grouping", "seed", "ceiling_seeds", "n_test",
+                                      "config_hash", "truth_hash", "data_hash", "created", "command")}
+    common.update({k: prov.get(k) for k in ("guda_bench", "git_commit", "git_dirty", "device", "torch",
+                                            "diffusers", "python")})
+    rows = []
+    for r in results["rows"]:
+        row: dict[str, Any] = {"method": r["method"], "kind": r["kind"], "status": r["status"]}
+        for m in HEADLINE:
+            stats = r.get("metrics", {}).get(m) or {}
+            for part in ("mean", "ci_low", "ci_high", "stderr"):
+                row[m if part == "mean" else f"{m}_{part}"] = stats.get(part)
+        for t in TIMING:
+            row[t] = r.get(t)
+        row["reason"] = r.get("reason", "")
+        row["settings"] = json.dumps(r.get("settings", {}), sort_keys=True) if r.get("settings") else ""
+        row.update(common)
+        rows.append(row)
+    return rows
+
+
+def _order(frame: pd.DataFrame) -> pd.DataFrame:
+    """Ceiling first, then ok rows by Top-1, then the rest by name."""
+    key = frame.assign(_c=frame["kind"] != "ceiling", _s=frame["status"] != "ok", _t=-frame["top1"].fillna(-1))
+    return key.sort_values(["_c", "_s", "_t", "method"]).drop(columns=["_c", "_s", "_t"]).reset_index(drop=True)
+
+
+def publish(run_dir: Path, board_dir: Path, plots: bool = True) -> Path:
+    """Write or update `board_dir/<dataset>[-<grouping>].csv` from a run, atomically; return its path."""
+    results = load_run(run_dir)
+    new = pd.DataFrame(board_rows(results))
+    board_dir.mkdir(parents=True, exist_ok=True)
+    path = board_dir / f"{board_name(results)}.csv"
+    if path.exists():
+        old = pd.read_csv(path, dtype={"git_commit": str})
+        truths = set(old["truth_hash"].dropna())
+        if truths and truths != {results["run"]["truth_hash"]}:
+            raise BenchError(f"refusing to publish {run_dir} into {path}: its ground truth "
+                             f"{results['run']['truth_hash'][:12]} differs from the board's "
+                             f"{', '.join(t[:12] for t in sorted(truths))} (publish to another --dir)")
+        new = pd.concat([old[~old["method"].isin(new["method"])], new], ignore_index=True)
+    board = _order(new)
+    atomic_write_text(path, board.to_csv(index=False, float_format="%.6g"))
+    if plots:
+        from guda_bench.plots import pareto_plot, query_grid
+
+        pareto_plot(board, path.with_name(path.stem + "-pareto.png"))
+        query_grid(Path(run_dir), results, path.with_name(path.stem + "-queries.png"))
+    return path
+
+
+def read_board(name_or_path: str, board_dir: Path) -> tuple[Path, pd.DataFrame]:
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = board_dir / f"{name_or_path}.csv"
+    if not path.exists():
+        known = ", ".join(p.stem for p in sorted(board_dir.glob("*.csv"))) or "none"
+        raise BenchError(f"no leaderboard {path} (published: {known})")
+    return path, pd.read_csv(path, dtype={"git_commit": str})
+
+
+def _cell(row: pd.Series, m: str) -> str:
+    if pd.isna(row.get(m)):
+        return "-"
+    return f"{row[m]:.3f} [{row[f'{m}_ci_low']:.2f}, {row[f'{m}_ci_high']:.2f}]"
+
+
+def show_rows(board: pd.DataFrame) -> list[list[str]]:
+    out = []
+    for _, r in board.iterrows():
+        status = r["status"] if r["status"] == "ok" else f"{r['status']}: {str(r['reason'])[:50]}"
+        cost = "-" if pd.isna(r.get("cost_s")) else f"{r['cost_s']:.1f}"
+        speed = "-" if pd.isna(r.get("speedup")) else f"{r['speedup']:.1f}x"
+        out.append([r["method"], status, _cell(r, "top1"), _cell(r, "ndcg@3"),
+                    "-" if pd.isna(r.get("mrr")) else f"{r['mrr']:.3f}", cost, speed])
+    return out
+
+
+HEADERS = ["method", "status", "Top-1 [95% CI]", "NDCG@3 [95% CI]", "MRR", "cost s", "speedup vs LOGO"]
+
+
+def to_markdown(board: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    for i, cells in enumerate(show_rows(board)):
+        lines.append("| " + " | ".join(cells) + " |")
+        if board.iloc[i]["kind"] == "ceiling":
+            lines.append("| " + " | ".join(["*methods*"] + [""] * (len(HEADERS) - 1)) + " |")
+    return "\n".join(lines)
+
+
+# ---- paired comparison ------------------------------------------------------------------------------
+def _truth_and_test(run_dir: Path, results: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    gold = np.load(Path(run_dir) / "scores" / "_truth_logoa.npy")
+    return gold, np.asarray(results["splits"]["test"])
+
+
+def _scores(run_dir: Path, method: str) -> np.ndarray:
+    path = Path(run_dir) / "scores" / f"{method}.npy"
+    if not path.exists():
+        have = ", ".join(sorted(p.stem for p in (Path(run_dir) / "scores").glob("*.npy") if not p.stem.startswith("_")))
+        raise BenchError(f"{run_dir} has no scores for {method!r} (scored: {have or 'none'})")
+    return np.load(path)
+
+
+def paired_bootstrap(a: dict[str, np.ndarray], b: dict[str, np.ndarray], n_boot: int = 10_000,
+                     seed: int = 0) -> list[dict[str, Any]]:
+    """Per metric: mean of A, of B, difference A-B, its 95% CI, and a two-sided bootstrap p-value.
+
+    Both methods are resampled with the SAME query indices (they were scored on the same queries), so
+    the test uses their per-query correlation. p = 2 * min(P*(mean d <= 0), P*(mean d >= 0)) over the
+    resampled mean differences (the percentile-bootstrap test of H0: mean difference = 0).
+    """
+    out = []
+    n = len(next(iter(a.values())))
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    for m in a:
+        d = a[m] - b[m]
+        boots = d[idx].mean(1)
+        p = min(1.0, 2 * min(np.mean(boots <= 0), np.mean(boots >= 0)))
+        out.append({"metric": m, "mean_a": float(a[m].mean()), "mean_b": float(b[m].mean()),
+                    "diff": float(d.mean()), "ci_low": float(np.percentile(boots, 2.5)),
+                    "ci_high": float(np.percentile(boots, 97.5)), "p_value": float(p), "n_queries": n})
+    return out
+
+
+def compare(run_a: Path, run_b: Path | None, method_a: str, method_b: str, n_boot: int = 10_000) -> dict[str, Any]:
+    """Method A of run A against method B of run B (or of run A): paired over the same test queries."""
+    ra = load_run(run_a)
+    rb = load_run(run_b) if run_b else ra
+    if ra["run"]["truth_hash"] != rb["run"]["truth_hash"]:
+        raise BenchError("the two runs have different ground truths (truth_hash): a paired comparison "
+                         "needs the same queries and LOGO scores")
+    gold, test = _truth_and_test(run_a, ra)
+    sa = _scores(run_a, method_a)[test]
+    sb = _scores(run_b or run_a, method_b)[test]
+    pa = metrics.per_query_metrics(sa, gold[test])
+    pb = metrics.per_query_metrics(sb, gold[test])
+    return {"a": f"{method_a} ({run_a})", "b": f"{method_b} ({run_b or run_a})",
+            "rows": paired_bootstrap(pa, pb, n_boot=n_boot, seed=ra["run"]["seed"])}

@@ -1,0 +1,125 @@
+"""Leaderboard figures (matplotlib, PNG next to the CSV): quality vs compute, and a query grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from guda_bench import progress
+
+
+def _save(fig, path: Path) -> None:
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    tmp.replace(path)
+
+
+def pareto_front(cost: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """Indices (by increasing cost) of the methods no cheaper method matches or beats in quality."""
+    order = np.lexsort((-quality, cost))
+    best, keep = -np.inf, []
+    for i in order:
+        if quality[i] > best:
+            keep.append(i)
+            best = quality[i]
+    return np.asarray(keep, dtype=int)
+
+
+def pareto_plot(board: pd.DataFrame, path: Path) -> Path:
+    """Top-1 and NDCG@3 (with 95% CIs) against compute seconds (log scale); the ceiling as a band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = board[(board["status"] == "ok") & (board["kind"] == "method") & (board["cost_s"] > 0)]
+    ceiling = board[board["kind"] == "ceiling"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    for ax, m in zip(axes, ("top1", "ndcg@3"), strict=True):
+        yerr = np.vstack([ok[m] - ok[f"{m}_ci_low"], ok[f"{m}_ci_high"] - ok[m]])
+        ax.errorbar(ok["cost_s"], ok[m], yerr=yerr, fmt="o", capsize=3)
+        frontier = pareto_front(ok["cost_s"].to_numpy(), ok[m].to_numpy())
+        ax.step(ok["cost_s"].to_numpy()[frontier], ok[m].to_numpy()[frontier], where="post", color="C3", lw=1,
+                label="Pareto front")
+        for _, r in ok.iterrows():
+            ax.annotate(r["method"], (r["cost_s"], r[m]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        if len(ceiling):
+            c = ceiling.iloc[0]
+            ax.axhspan(c[f"{m}_ci_low"], c[f"{m}_ci_high"], color="grey", alpha=0.2, label="noise ceiling (95% CI)")
+            ax.axhline(c[m], color="grey", lw=1)
+        ax.legend(fontsize=8, loc="lower right")
+        ax.set_xscale("log")
+        ax.set_xlabel("compute seconds (prepare + score, cached work at its recorded cost)")
+        ax.set_ylabel({"top1": "Top-1", "ndcg@3": "NDCG@3"}[m] + " vs LOGO (test split)")
+        ax.set_ylim(0, 1.02)
+    first = board.iloc[0]
+    fig.suptitle(f"{first['dataset']} ({first['grouping']}, preset {first['preset']}): quality vs compute")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def _training_images(results: dict[str, Any]):
+    """The run's training images and groups, rebuilt through the registered adapter and grouping."""
+    from guda_bench.groupings import GroupingSpec, apply_grouping
+    from guda_bench.runner import make_adapter
+
+    run = results["run"]
+    adapter = make_adapter(run["dataset"], run.get("data_root"))
+    bench = adapter.load(adapter.preset(run["preset"]))
+    params = dict(run.get("grouping_params") or {"name": "class"})
+    name = params.pop("name")
+    return apply_grouping(bench, GroupingSpec(name, params))
+
+
+def query_grid(run_dir: Path, results: dict[str, Any], path: Path, n_queries: int = 6,
+               max_methods: int = 4) -> Path | None:
+    """Rows: test queries. Columns: the query, then for LOGO and each of the best methods the top-3 groups,
+    each shown by the group's training image nearest to the query (titled with the group's name)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    queries_path = run_dir / "queries.npy"
+    if not queries_path.exists():
+        progress.log(f"query grid skipped: {queries_path} is missing")
+        return None
+    try:
+        bench = _training_images(results)
+    except Exception as exc:  # the adapter may not be installed where the board is published
+        progress.log(f"query grid skipped: cannot rebuild the training images ({exc})")
+        return None
+    queries = np.load(queries_path)
+    gold = np.load(run_dir / "scores" / "_truth_logoa.npy")
+    ok = [r for r in results["rows"] if r["kind"] == "method" and r["status"] == "ok" and r["method"] != "logo"
+          and (run_dir / "scores" / f"{r['method']}.npy").exists()]
+    ok.sort(key=lambda r: -r["metrics"]["top1"]["mean"])
+    panels = [("LOGO", gold)] + [(r["method"], np.load(run_dir / "scores" / f"{r['method']}.npy"))
+                                 for r in ok[:max_methods]]
+    test = np.asarray(results["splits"]["test"])[:n_queries]
+    train = bench.images.flatten(1).numpy()
+    cols = 1 + 3 * len(panels)
+    fig, axes = plt.subplots(len(test), cols, figsize=(0.9 * cols, 1.05 * len(test) + 0.6), squeeze=False)
+    for i, q in enumerate(test):
+        axes[i, 0].imshow(queries[q, 0], cmap="gray", vmin=-1, vmax=1)
+        axes[i, 0].set_title(f"query {q}", fontsize=6)
+        for p, (name, scores) in enumerate(panels):
+            for j, g in enumerate(np.argsort(-scores[q], kind="stable")[:3]):
+                members = bench.members(int(g))
+                nearest = members[np.argmin(((train[members] - queries[q].reshape(1, -1)) ** 2).sum(1))]
+                ax = axes[i, 1 + 3 * p + j]
+                ax.imshow(bench.images[nearest, 0].numpy(), cmap="gray", vmin=-1, vmax=1)
+                ax.set_title(f"{name}#{j + 1}: {bench.group_names[g]}" if i == 0 else bench.group_names[g], fontsize=5)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("top-3 groups per query (each shown by its training image nearest to the query)", fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path

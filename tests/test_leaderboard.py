@@ -1,0 +1,130 @@
+"""Leaderboards (publish/show/compare), plots, and ground-truth bundles, on real tiny runs."""
+
+import json
+import tarfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from guda_bench import leaderboard as lb
+from guda_bench.cli import main
+from tests.tiny_dataset import NAME, register
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    register()
+    root = tmp_path_factory.mktemp("boards")
+    base = ["run", "--dataset", NAME, "--preset", "tiny", "--cache", str(root / "cache"), "--quiet",
+            "--ceiling-seeds", "2"]
+    assert main([*base, "--method", "logo,pixel-cosine,random", "--out", str(root / "a")]) == 0
+    assert main([*base, "--method", "pixel-nn,guda", "--out", str(root / "b")]) == 0
+    return root
+
+
+def test_publish_merges_runs_of_one_truth_with_provenance_and_plots(runs, capsys):
+    board_dir = runs / "boards"
+    assert main(["leaderboard", "publish", str(runs / "a"), "--dir", str(board_dir)]) == 0
+    assert main(["leaderboard", "publish", str(runs / "b"), "--dir", str(board_dir)]) == 0
+    board = pd.read_csv(board_dir / f"{NAME}.csv")
+    assert board["method"].iloc[0] == "noise-ceiling" and board["kind"].iloc[0] == "ceiling"
+    assert set(board["method"]) == {"noise-ceiling", "logo", "pixel-cosine", "random", "pixel-nn", "guda"}
+    for col in ("top1", "top1_ci_low", "top1_ci_high", "top1_stderr", "ndcg@3_ci_high", "speedup", "truth_hash",
+                "config_hash", "git_commit", "torch", "diffusers", "seed", "created", "command", "device"):
+        assert col in board.columns, col
+    assert board["truth_hash"].nunique() == 1
+    ok = board[board.status == "ok"]
+    assert (ok["top1_ci_low"] <= ok["top1"]).all() and (ok["top1"] <= ok["top1_ci_high"]).all()
+    # republishing a run replaces its rows instead of duplicating them
+    assert main(["leaderboard", "publish", str(runs / "b"), "--dir", str(board_dir)]) == 0
+    assert len(pd.read_csv(board_dir / f"{NAME}.csv")) == len(board)
+    assert (board_dir / f"{NAME}-pareto.png").stat().st_size > 1000
+    assert (board_dir / f"{NAME}-queries.png").stat().st_size > 1000
+    capsys.readouterr()
+    assert main(["leaderboard", "show", NAME, "--dir", str(board_dir), "--format", "md"]) == 0
+    md = capsys.readouterr().out
+    assert md.splitlines()[2].startswith("| noise-ceiling") and "*methods*" in md.splitlines()[3]
+
+
+def test_publish_refuses_a_run_with_another_ground_truth(runs, capsys):
+    board_dir = runs / "boards-mixed"
+    assert main(["leaderboard", "publish", str(runs / "a"), "--dir", str(board_dir), "--no-plots"]) == 0
+    before = (board_dir / f"{NAME}.csv").read_bytes()
+    other = runs / "other"
+    other.mkdir()
+    res = json.loads((runs / "a" / "results.json").read_text())
+    res["run"]["truth_hash"] = "0" * 64
+    (other / "results.json").write_text(json.dumps(res))
+    code = main(["leaderboard", "publish", str(other), "--dir", str(board_dir), "--no-plots"])
+    err = capsys.readouterr().err
+    assert code == 2 and "refusing to publish" in err and err.count("\n") == 1
+    assert (board_dir / f"{NAME}.csv").read_bytes() == before
+
+
+def test_paired_bootstrap_detects_a_real_difference_and_not_a_null_one():
+    rng = np.random.default_rng(0)
+    base = rng.random(300)
+    better = {"top1": (base < 0.8).astype(float)}
+    worse = {"top1": (base < 0.5).astype(float)}  # paired: wherever 'worse' is right, 'better' is too
+    r = lb.paired_bootstrap(better, worse, n_boot=2000)[0]
+    assert r["diff"] == pytest.approx(0.3, abs=0.05) and r["p_value"] < 0.001 and r["ci_low"] > 0
+    same = lb.paired_bootstrap(better, better, n_boot=2000)[0]
+    assert same["diff"] == 0 and same["p_value"] == 1.0
+
+
+def test_compare_two_methods_of_one_run_and_one_method_of_two_runs(runs, capsys):
+    assert main(["leaderboard", "compare", str(runs / "a"), "--method", "logo,random", "--format", "json",
+                 "--n-boot", "500"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    top1 = next(r for r in out["rows"] if r["metric"] == "top1")
+    assert top1["mean_a"] == 1.0 and top1["diff"] == pytest.approx(1.0 - top1["mean_b"])
+    assert main(["leaderboard", "compare", str(runs / "a"), str(runs / "b"), "--method", "pixel-cosine,pixel-nn",
+                 "--n-boot", "200"]) == 0
+    assert "paired bootstrap" in capsys.readouterr().out
+    code = main(["leaderboard", "compare", str(runs / "a"), "--method", "logo,nope"])
+    assert code == 2 and "no scores for 'nope'" in capsys.readouterr().err
+
+
+def test_bundle_round_trip_scores_a_new_method_without_training_logo(runs, tmp_path, capsys):
+    bundle = tmp_path / "truth.tar.gz"
+    assert main(["bundle", "export", str(runs / "a"), str(bundle), "--cache", str(runs / "cache")]) == 0
+    fresh = tmp_path / "fresh-cache"
+    capsys.readouterr()
+    assert main(["bundle", "import", str(bundle), "--cache", str(fresh)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["data"] == "training data verified" and len(info["added"]) == 4  # model, queries, 2 logoa
+    assert main(["run", "--dataset", NAME, "--preset", "tiny", "--cache", str(fresh), "--quiet", "--ceiling-seeds",
+                 "2", "--method", "pixel-nn", "--out", str(tmp_path / "new")]) == 0
+    new = json.loads((tmp_path / "new" / "results.json").read_text())
+    old = json.loads((runs / "a" / "results.json").read_text())
+    assert new["run"]["truth_hash"] == old["run"]["truth_hash"]
+    assert len(list((fresh / "model").iterdir())) == 1  # only the full model: no LOGO model was trained
+    assert new["truth"]["cost_s"] == pytest.approx(old["truth"]["cost_s"], abs=0.5)  # LOGO cost from the bundle
+
+
+def test_bundle_import_refuses_a_tampered_bundle(runs, tmp_path, capsys):
+    bundle = tmp_path / "truth.tar.gz"
+    assert main(["bundle", "export", str(runs / "a"), str(bundle), "--cache", str(runs / "cache")]) == 0
+    tampered = tmp_path / "tampered.tar.gz"
+    with tarfile.open(bundle) as src, tarfile.open(tampered, "w:gz") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read()
+            if member.name.endswith("logoa.npy") and "flipped" not in locals():
+                data = data[:-1] + bytes([data[-1] ^ 1])
+                flipped = True
+            import io
+
+            dst.addfile(member, io.BytesIO(data))
+    code = main(["bundle", "import", str(tampered), "--cache", str(tmp_path / "c")])
+    err = capsys.readouterr().err
+    assert code == 2 and "refusing the bundle" in err and err.count("\n") == 1
+    assert not (tmp_path / "c" / "logoa").exists()
+
+
+def test_pareto_front_keeps_only_undominated_methods():
+    from guda_bench.plots import pareto_front
+
+    cost = np.array([1.0, 2.0, 3.0, 10.0, 0.5])
+    quality = np.array([0.5, 0.4, 0.8, 0.8, 0.1])
+    assert pareto_front(cost, quality).tolist() == [4, 0, 2]
