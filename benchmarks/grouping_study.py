@@ -20,8 +20,8 @@ from pathlib import Path
 GROUPINGS = [
     "class",
     "owners-sized:n=5",
-    "owners:n=5,alpha=0.1",
     "planted",
+    "owners:n=5,alpha=0.1",
     "owners:n=5,alpha=1.0",
     "redundant:n=5,pairs=2",
     "owners:n=5,alpha=10.0",

@@ -38,7 +38,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "owners": {"n": 10, "alpha": 1.0, "seed": 0},
     "owners-sized": {"n": 10, "alpha": 10.0, "size_spread": 20.0, "seed": 0},
     "redundant": {"n": 10, "pairs": 3, "alpha": 1.0, "seed": 0},
-    "planted": {"n_planted": 20, "copies": 4, "sigma": 0.05, "query_t": 300, "seed": 0},
+    "planted": {"n_planted": 10, "copies": 15, "sigma": 0.05, "query_t": 300, "seed": 0},
 }
 DESCRIPTIONS = {
     "class": "the adapter's class labels",

@@ -32,7 +32,12 @@ BUILTIN_METHOD_MODULES = (
     "guda_bench.methods.trak",
     "guda_bench.methods.das",
 )
-BUILTIN_DATASET_MODULES = ("guda_bench.datasets.digits", "guda_bench.datasets.folder")
+BUILTIN_DATASET_MODULES = (
+    "guda_bench.datasets.digits",
+    "guda_bench.datasets.mnist5k",
+    "guda_bench.datasets.folder",
+    "guda_bench.datasets.cifar10",
+)
 
 
 def did_you_mean(name: str, known: list[str]) -> str:
