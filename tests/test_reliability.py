@@ -168,6 +168,10 @@ def test_corrupted_checkpoint_is_detected_and_rebuilt(tmp_path, capsys):
     data = bytearray(terms.read_bytes())
     data[-1] ^= 0xFF  # one flipped byte in a cached score file
     terms.write_bytes(bytes(data))
+    logoa = next((tmp_path / "cache" / "logoa").iterdir()) / "logoa.npy"
+    data = bytearray(logoa.read_bytes())
+    data[-3] ^= 0x01  # and in the cached LOGOA matrix, so the truth is rebuilt from the (corrupted) entries
+    logoa.write_bytes(bytes(data))
     from guda_bench import progress
 
     progress.set_enabled(True)
@@ -177,6 +181,6 @@ def test_corrupted_checkpoint_is_detected_and_rebuilt(tmp_path, capsys):
     finally:
         progress.set_enabled(False)
     err = capsys.readouterr().err
-    assert err.count("checksum mismatch") >= 2
+    assert err.count("checksum mismatch") >= 3
     second = pd.read_csv(tmp_path / "b" / "summary.csv").drop(columns=TIMING)
     pd.testing.assert_frame_equal(first, second)
