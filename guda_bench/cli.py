@@ -171,9 +171,17 @@ def cmd_list(_: argparse.Namespace) -> int:
         adapter = e.create()
         ok, why = adapter.available()
         datasets.add_row(e.name, "yes" if ok else f"no ({why})", ", ".join(sorted(adapter.presets)), e.description)
+    from guda_bench.groupings import DEFAULTS, DESCRIPTIONS
+
+    groupings = Table(title="groupings (--grouping NAME[:key=value,...], any dataset)")
+    for col in ("name", "parameters (defaults)", "description"):
+        groupings.add_column(col)
+    for name, params in DEFAULTS.items():
+        groupings.add_row(name, ", ".join(f"{k}={v}" for k, v in params.items()) or "-", DESCRIPTIONS[name])
     console = Console()
     console.print(table)
     console.print(datasets)
+    console.print(groupings)
     return 0
 
 
