@@ -22,6 +22,7 @@ from guda_bench import progress
 from guda_bench.benchmark import Benchmark
 from guda_bench.config import UnlearnConfig
 from guda_bench.elbo import ElboScorer
+from guda_bench.executor import LocalExecutor, RayExecutor, prebuild_logo
 from guda_bench.models import build_scheduler, load_unet, save_unet
 from guda_bench.sampling import sample_near, sample_queries
 from guda_bench.store import Artefact, Store
@@ -34,8 +35,10 @@ CEILING_SEED_OFFSET = 1000  # seed of the i-th extra LOGO study = run seed + i *
 class Context:
     """Shared state of one run; methods receive it in prepare() and score()."""
 
-    def __init__(self, bench: Benchmark, store: Store, seed: int = 0, device: str = "cpu") -> None:
+    def __init__(self, bench: Benchmark, store: Store, seed: int = 0, device: str = "cpu",
+                 executor: LocalExecutor | RayExecutor | None = None) -> None:
         self.bench = bench
+        self.executor = executor or LocalExecutor()
         self.preset = bench.preset
         self.store = store
         self.seed = seed
@@ -177,6 +180,7 @@ class Context:
 
         def build(folder: Path) -> dict:
             with self.stage() as inner:
+                prebuild_logo(self, seed)
                 terms = []
                 for k in range(self.bench.n_groups):
                     art = self.trained_model(k, seed)

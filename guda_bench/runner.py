@@ -27,6 +27,7 @@ from guda_bench.benchmark import Benchmark
 from guda_bench.config import canonical_hash
 from guda_bench.context import Context
 from guda_bench.errors import BenchError, Unavailable
+from guda_bench.executor import make_executor
 from guda_bench.groupings import apply_grouping, parse_grouping
 from guda_bench.method import KNOWN_REQUIREMENTS
 from guda_bench.provenance import environment
@@ -50,6 +51,8 @@ class RunSpec:
     method_timeout: float | None = None  # seconds per method (prepare + score); None: no limit
     method_options: dict[str, dict[str, str]] = field(default_factory=dict)  # --option NAME.KEY=VALUE
     data_root: Path | None = None  # for adapters that read local files (--data-root)
+    executor: str = "local"  # "local" or "ray" (per-group jobs fanned out over a Ray cluster)
+    ray_address: str | None = None
 
 
 def make_adapter(name: str, data_root: str | Path | None = None) -> Any:
@@ -165,7 +168,15 @@ def run(spec: RunSpec) -> dict[str, Any]:
     if bench.n_groups < 3:
         raise BenchError(f"grouping {bench.grouping!r} gives {bench.n_groups} groups; NDCG@3 and Top-3 need >= 3")
     store = Store(spec.cache, log=progress.log)
-    ctx = Context(bench, store, seed=spec.seed, device=spec.device)
+    executor = make_executor(spec.executor, spec.ray_address)
+    try:
+        return _run(spec, preset, bench, Context(bench, store, seed=spec.seed, device=spec.device, executor=executor))
+    finally:
+        executor.shutdown()
+
+
+def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context) -> dict[str, Any]:
+    store = ctx.store
     t_start = time.perf_counter()
     _ = ctx.full_unet, ctx.queries  # the model under attribution and its queries: given to every method
     with ctx.stage() as truth_stage:
@@ -179,7 +190,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
             "command": " ".join(shlex.quote(a) for a in sys.argv) if sys.argv else "",
             "dataset": spec.dataset, "data_root": str(spec.data_root) if spec.data_root else None,
             "preset": preset.name, "grouping": bench.grouping,
-            "grouping_params": {"name": grouping.name, **grouping.params}, "seed": spec.seed,
+            "grouping_params": bench.grouping_params or {"name": "class"}, "seed": spec.seed,
             "ceiling_seeds": preset.ceiling_seeds, "device": spec.device,
             "n_groups": bench.n_groups, "groups": bench.group_names, "n_train": len(bench.images),
             "n_queries": len(ctx.queries), "n_test": len(test), "n_tune": len(ctx.splits["tune"]),

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from guda_bench.executor import prebuild_unlearned
 from guda_bench.method import Method
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ class UnlearningMethod(Method):
     def prepare(self, ctx: Context) -> None:
         cfg = self.config(ctx)
         self._cfg = cfg
+        prebuild_unlearned(ctx, cfg)  # fans the per-group fine-tunes out with --executor ray
         self._terms = [ctx.unlearned_terms(k, cfg) for k in range(ctx.bench.n_groups)]
 
     def score(self, ctx: Context) -> np.ndarray:

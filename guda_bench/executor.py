@@ -1,0 +1,113 @@
+"""Where per-group jobs run: in this process (default) or fanned out over a Ray cluster.
+
+A job builds one cache entry (a LOGO model, an unlearned model and its ELBO terms) through a fresh
+Context in the worker and returns its key; the driver then reads every entry from the cache exactly as
+if it had built it, charging the recorded cost. The cache makes jobs idempotent: a job lost with its
+worker is simply run again, and an entry another worker already finished is not rebuilt. Workers must
+see the cache folder (one machine, or a shared file system for a multi-machine cluster).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from guda_bench.errors import BenchError
+
+
+class LocalExecutor:
+    """Runs nothing ahead: the driver builds each entry when it first needs it."""
+
+    name = "local"
+    parallel = False
+
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        return [fn(i) for i in items]
+
+    def shutdown(self) -> None:
+        pass
+
+
+class RayExecutor:
+    """One Ray task per job (1 CPU each, so torch uses one thread per task)."""
+
+    name = "ray"
+    parallel = True
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise BenchError("--executor ray needs Ray (pip install 'ray>=2.9')") from None
+        self._ray = ray
+        self._owns = not ray.is_initialized()
+        if self._owns:
+            try:
+                ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+                         log_to_driver=False, configure_logging=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise BenchError(f"cannot reach the Ray cluster at {address!r}: {exc}") from None
+
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        task = self._ray.remote(num_cpus=1, max_retries=3)(_apply)
+        fn_ref = self._ray.put(fn)  # the job's data (e.g. the training images) goes to the object store once
+        return self._ray.get([task.remote(fn_ref, i) for i in items])
+
+    def shutdown(self) -> None:
+        if self._owns:
+            self._ray.shutdown()
+
+
+def make_executor(name: str, address: str | None = None) -> LocalExecutor | RayExecutor:
+    if name == "local":
+        if address:
+            raise BenchError("--ray-address needs --executor ray")
+        return LocalExecutor()
+    if name == "ray":
+        return RayExecutor(address)
+    raise BenchError(f"unknown executor {name!r} (local or ray)")
+
+
+# ---- jobs (top-level functions: they travel to the workers) -----------------------------------------
+def _apply(fn: Callable[[Any], Any], item: Any) -> Any:
+    return fn(item)
+
+
+def _worker_context(bench: Any, cache: Path, run_seed: int, device: str):
+    import torch
+
+    from guda_bench import progress
+    from guda_bench.context import Context
+    from guda_bench.store import Store
+
+    progress.set_enabled(False)
+    torch.set_num_threads(1)
+    return Context(bench, Store(cache), seed=run_seed, device=device)
+
+
+def logo_model_job(bench: Any, cache: Path, run_seed: int, device: str, seed: int, k: int) -> str:
+    ctx = _worker_context(bench, cache, run_seed, device)
+    return ctx.trained_model(k, seed).key
+
+
+def unlearned_job(bench: Any, cache: Path, run_seed: int, device: str, cfg: Any, k: int) -> int:
+    ctx = _worker_context(bench, cache, run_seed, device)
+    ctx.unlearned_terms(k, cfg)
+    return k
+
+
+def prebuild_logo(ctx: Any, seed: int) -> None:
+    """Train the LOGO models of one study on the executor (no-op for the local executor)."""
+    if ctx.executor.parallel:
+        ctx.executor.map(partial(logo_model_job, ctx.bench, ctx.store.root, ctx.seed, ctx.device, seed),
+                         list(range(ctx.bench.n_groups)))
+
+
+def prebuild_unlearned(ctx: Any, cfg: Any) -> None:
+    """Run the per-group unlearning fine-tunes (and their ELBO passes) on the executor."""
+    if ctx.executor.parallel:
+        _ = ctx.full, ctx.queries_artefact  # the workers read these from the cache
+        ctx.executor.map(partial(unlearned_job, ctx.bench, ctx.store.root, ctx.seed, ctx.device, cfg),
+                         list(range(ctx.bench.n_groups)))
