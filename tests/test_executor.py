@@ -5,8 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from guda_bench.cli import main
 from guda_bench import results
+from guda_bench.cli import main
 
 TIMING = list(results.TIMING)
 from tests.tiny_dataset import NAME, register
