@@ -8,8 +8,9 @@ import pytest
 from guda_bench import results
 from guda_bench.cli import main
 
-TIMING = list(results.TIMING)
 from tests.tiny_dataset import NAME, register
+
+TIMING = list(results.TIMING)
 
 ray = pytest.importorskip("ray")
 
