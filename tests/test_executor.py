@@ -7,7 +7,6 @@ import pytest
 
 from guda_bench import results
 from guda_bench.cli import main
-
 from tests.tiny_dataset import NAME, register
 
 TIMING = list(results.TIMING)
