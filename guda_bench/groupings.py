@@ -9,8 +9,9 @@ each of these makes "looks like" and "was caused by" come apart in a different w
 - ``owners-sized``: the same deal with owners of very different sizes (a geometric spread of
   ``size_spread`` between the smallest and the largest) and similar mixes (large alpha): influence
   should grow with how much of a mode an owner holds; mean similarity does not see size.
-- ``redundant``: ``owners`` with ``pairs`` of them duplicated: a twin owner holds copies of the same
-  images. Removing one copy should matter little; similarity sees both as equally close.
+- ``redundant``: the first ``pairs`` groups of the base grouping (``base=class``, or ``base=owners``
+  with ``n``, ``alpha``) get a twin group holding copies of the same images. Removing one copy should
+  matter little; similarity sees both as equally close.
 - ``planted``: ``n_planted`` training images, each copied ``copies`` times with small Gaussian
   perturbations into a group of another class; the queries are generated near those images (SDEdit
   from the source image at ``query_t``), so the copies, not the look-alike class, may cause them.
@@ -37,14 +38,14 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "class": {},
     "owners": {"n": 10, "alpha": 1.0, "seed": 0},
     "owners-sized": {"n": 10, "alpha": 10.0, "size_spread": 20.0, "seed": 0},
-    "redundant": {"n": 10, "pairs": 3, "alpha": 1.0, "seed": 0},
+    "redundant": {"base": "class", "pairs": 3, "n": 10, "alpha": 1.0, "seed": 0},
     "planted": {"n_planted": 10, "copies": 15, "sigma": 0.05, "query_t": 300, "seed": 0},
 }
 DESCRIPTIONS = {
     "class": "the adapter's class labels",
     "owners": "N owners with Dirichlet(alpha) mixes of classes",
     "owners-sized": "owners of very different sizes with similar mixes",
-    "redundant": "owners, some duplicated by a twin holding copies of the same images",
+    "redundant": "classes (or owners), some duplicated by a twin group holding copies of the same images",
     "planted": "perturbed copies of a few images planted into another class's group; queries near them",
 }
 
@@ -94,7 +95,9 @@ def _check(name: str, p: dict[str, Any]) -> None:
     for key, ok, why in rules:
         if key in p and not ok(p[key]):
             raise BenchError(f"grouping {name!r}: {key}={p[key]} {why}")
-    if name == "redundant" and p["n"] - p["pairs"] < max(p["pairs"], 2):
+    if name == "redundant" and p["base"] not in ("class", "owners"):
+        raise BenchError(f"grouping 'redundant': base={p['base']!r} must be 'class' or 'owners'")
+    if name == "redundant" and p["base"] == "owners" and p["n"] - p["pairs"] < max(p["pairs"], 2):
         raise BenchError(f"grouping 'redundant': n={p['n']} leaves too few owners for pairs={p['pairs']}")
 
 
@@ -148,9 +151,14 @@ def owners_sized(bench: Benchmark, p: dict[str, Any]) -> Benchmark:
 
 
 def redundant(bench: Benchmark, p: dict[str, Any]) -> Benchmark:
-    n_base = p["n"] - p["pairs"]
-    owner = _owners(bench, n_base, p["alpha"], 1.0, p["seed"])
-    names = _owner_names(n_base)
+    if p["base"] == "class":
+        if p["pairs"] > bench.n_groups:
+            raise BenchError(f"grouping 'redundant': pairs={p['pairs']} exceeds the {bench.n_groups} classes")
+        n_base, owner, names = bench.n_groups, bench.group_of, list(bench.group_names)
+    else:
+        n_base = p["n"] - p["pairs"]
+        owner = _owners(bench, n_base, p["alpha"], 1.0, p["seed"])
+        names = _owner_names(n_base)
     images, labels, group_of = [bench.images], [bench.labels], [owner]
     for j in range(p["pairs"]):  # owner j gets a twin holding copies of the same images
         idx = np.flatnonzero(owner == j)

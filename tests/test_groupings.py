@@ -36,7 +36,8 @@ def test_parse_fills_defaults_types_and_label():
     ("owners:n=two", "n='two' is not a int"),
     ("owners:n=1", "n=1 must be >= 2"),
     ("planted:query_t=1000", "must be in 1..999"),
-    ("redundant:n=4,pairs=3", "too few owners"),
+    ("redundant:base=owners,n=4,pairs=3", "too few owners"),
+    ("redundant:base=styles", "must be 'class' or 'owners'"),
 ])
 def test_parse_rejects_bad_input_in_one_line(text, message):
     with pytest.raises(BenchError, match=message):
@@ -67,13 +68,17 @@ def test_owners_sized_spread_sizes(bench):
     assert sizes[-1] > 3 * sizes[0]
 
 
-def test_redundant_twins_hold_identical_copies(bench):
-    x = apply_grouping(bench, parse_grouping("redundant:n=5,pairs=2"))
-    assert x.group_names[-2:] == ["owner-00-copy", "owner-01-copy"]
+@pytest.mark.parametrize("spec, n_base, twins", [
+    ("redundant:base=owners,n=5,pairs=2", 3, ["owner-00-copy", "owner-01-copy"]),
+    ("redundant:pairs=2", 6, ["0-copy", "1-copy"]),
+])
+def test_redundant_twins_hold_identical_copies(bench, spec, n_base, twins):
+    x = apply_grouping(bench, parse_grouping(spec))
+    assert x.group_names[-2:] == twins and x.n_groups == n_base + 2
     for j in range(2):
-        original, twin = x.images[x.group_of == j], x.images[x.group_of == 3 + j]
+        original, twin = x.images[x.group_of == j], x.images[x.group_of == n_base + j]
         assert len(original) > 0 and torch.equal(original, twin)
-    assert len(x.images) == len(bench.images) + (x.group_of >= 3).sum()
+    assert len(x.images) == len(bench.images) + (x.group_of >= n_base).sum()
     assert x.full_model_hash() != bench.data_hash()  # more training images: its own full model
 
 
