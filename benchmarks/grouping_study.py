@@ -21,10 +21,9 @@ GROUPINGS = [
     "class",
     "owners-sized:n=5",
     "planted",
+    "redundant:pairs=2",
     "owners:n=5,alpha=0.1",
     "owners:n=5,alpha=1.0",
-    "redundant:n=5,pairs=2",
-    "owners:n=5,alpha=10.0",
 ]
 METHODS = "logo,guda,guda-reference,pixel-cosine,pixel-nn,trak,d-trak,das,random"
 ROOT = Path("runs/study")
@@ -108,6 +107,42 @@ def report(out_dir: Path) -> None:
     png.with_suffix(".tmp.png").replace(png)
     print(pivot.round(3).to_string())
     print(f"wrote {csv} and {png}")
+    planted = ROOT / label_of("planted")
+    if (planted / "results.json").exists():
+        shares = planted_shares(planted)
+        (out_dir / "digits-planted-shares.json").write_text(json.dumps(shares, indent=1))
+        print("planted: share of test queries whose top group is the copies' group / the source class")
+        for m, v in shares.items():
+            print(f"  {m:16s} copies {v['copies']:.3f}  source class {v['source']:.3f}  other {v['other']:.3f}")
+
+
+def planted_shares(run_dir: Path) -> dict[str, dict[str, float]]:
+    """For the planted grouping: how often each method's top group is the group holding the copies (the
+    planted target), the source image's class (the look-alike), or another group, on the test queries."""
+    import numpy as np
+
+    from guda_bench.groupings import GroupingSpec, apply_grouping
+    from guda_bench.runner import make_adapter
+
+    res = json.loads((run_dir / "results.json").read_text())
+    params = dict(res["run"]["grouping_params"])
+    adapter = make_adapter(res["run"]["dataset"])
+    bench = apply_grouping(adapter.load(adapter.preset(res["run"]["preset"])), GroupingSpec(params.pop("name"), params))
+    test = np.asarray(res["splits"]["test"])
+    n_anchor = len(bench.planted["sources"])
+    target = np.asarray(bench.planted["target_groups"])[test % n_anchor]
+    source = np.asarray(bench.planted["source_groups"])[test % n_anchor]
+    out = {}
+    names = ["_truth_logoa", "_ceiling_logoa"] + [r["method"] for r in res["rows"] if r["status"] == "ok"]
+    for name in names:
+        path = run_dir / "scores" / f"{name}.npy"
+        if not path.exists():
+            continue
+        top = np.load(path)[test].argmax(1)
+        label = {"_truth_logoa": "LOGO (truth)", "_ceiling_logoa": "LOGO seed 2"}.get(name, name)
+        out[label] = {"copies": float((top == target).mean()), "source": float((top == source).mean()),
+                      "other": float(((top != target) & (top != source)).mean())}
+    return out
 
 
 def main() -> None:
