@@ -86,12 +86,27 @@ def publish(run_dir: Path, board_dir: Path, plots: bool = True) -> Path:
         new = pd.concat([old[~old["method"].isin(new["method"])], new], ignore_index=True)
     board = _order(new)
     atomic_write_text(path, board.to_csv(index=False, float_format="%.6g"))
+    _publish_per_group(results, path.with_name(path.stem + "-per-group.csv"))
     if plots:
         from guda_bench.plots import pareto_plot, query_grid
 
         pareto_plot(board, path.with_name(path.stem + "-pareto.png"))
         query_grid(Path(run_dir), results, path.with_name(path.stem + "-queries.png"))
     return path
+
+
+def _publish_per_group(results: dict[str, Any], path: Path) -> None:
+    """Group-level rows (method x group: queries whose true top group it is, the method's Top-1 on them,
+    how often the method names the group first), merged like the board: a method's rows are replaced."""
+    rows = [{"method": r["method"], **g, "truth_hash": results["run"]["truth_hash"]}
+            for r in results["rows"] for g in r.get("per_group", [])]
+    if not rows:
+        return
+    new = pd.DataFrame(rows)
+    if path.exists():
+        old = pd.read_csv(path)
+        new = pd.concat([old[~old["method"].isin(new["method"])], new], ignore_index=True)
+    atomic_write_text(path, new.to_csv(index=False, float_format="%.6g"))
 
 
 def read_board(name_or_path: str, board_dir: Path) -> tuple[Path, pd.DataFrame]:

@@ -39,6 +39,8 @@ def test_publish_merges_runs_of_one_truth_with_provenance_and_plots(runs, capsys
     # republishing a run replaces its rows instead of duplicating them
     assert main(["leaderboard", "publish", str(runs / "b"), "--dir", str(board_dir)]) == 0
     assert len(pd.read_csv(board_dir / f"{NAME}.csv")) == len(board)
+    groups = pd.read_csv(board_dir / f"{NAME}-per-group.csv")
+    assert set(groups["group"].astype(str)) == {"a", "b", "c"} and len(groups) == 3 * len(board)
     assert (board_dir / f"{NAME}-pareto.png").stat().st_size > 1000
     assert (board_dir / f"{NAME}-queries.png").stat().st_size > 1000
     capsys.readouterr()
