@@ -123,13 +123,10 @@ def planted_shares(run_dir: Path) -> dict[str, dict[str, float]]:
     planted target), the source image's class (the look-alike), or another group, on the test queries."""
     import numpy as np
 
-    from guda_bench.groupings import GroupingSpec, apply_grouping
-    from guda_bench.runner import make_adapter
+    from guda_bench.runner import benchmark_of
 
     res = json.loads((run_dir / "results.json").read_text())
-    params = dict(res["run"]["grouping_params"])
-    adapter = make_adapter(res["run"]["dataset"])
-    bench = apply_grouping(adapter.load(adapter.preset(res["run"]["preset"])), GroupingSpec(params.pop("name"), params))
+    bench = benchmark_of(res["run"])
     test = np.asarray(res["splits"]["test"])
     n_anchor = len(bench.planted["sources"])
     target = np.asarray(bench.planted["target_groups"])[test % n_anchor]

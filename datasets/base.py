@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import ClassVar
 
 from guda_bench.benchmark import Benchmark
@@ -28,3 +30,23 @@ class DatasetAdapter:
     def load(self, preset: Preset) -> Benchmark:
         """The class-grouped benchmark; the core applies any other grouping (guda_bench.groupings)."""
         raise NotImplementedError
+
+
+class LocalDataAdapter(DatasetAdapter):
+    """An adapter that reads local files: its root comes from --data-root or the environment variable
+    `env_root`; nothing is ever downloaded."""
+
+    env_root: ClassVar[str] = ""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        env = os.environ.get(self.env_root) if self.env_root else None
+        self.root = Path(root) if root else (Path(env) if env else None)
+
+    def root_or_error(self) -> Path:
+        """The root, or a one-line BenchError saying how to give one."""
+        if self.root is None:
+            raise BenchError(f"dataset {self.name!r}: {self.no_root_reason()}")
+        return self.root
+
+    def no_root_reason(self) -> str:
+        return f"no data root given (--data-root PATH or ${self.env_root})"

@@ -13,13 +13,12 @@ Nothing is downloaded: pass ``--data-root`` (or set ``$GUDA_BENCH_CIFAR10``) to 
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 
 import numpy as np
 import torch
-from guda_bench.datasets.base import DatasetAdapter
+from guda_bench.datasets.base import LocalDataAdapter
 
 from guda_bench.benchmark import Benchmark
 from guda_bench.config import ElboConfig, ModelConfig, Preset, QueryConfig, TrainRecipe, UnlearnConfig
@@ -76,25 +75,21 @@ def read_batches(root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
 
 
 @register_dataset("cifar10", description="CIFAR-10 python batches at a local path (--data-root, $GUDA_BENCH_CIFAR10)")
-class Cifar10(DatasetAdapter):
+class Cifar10(LocalDataAdapter):
     """The training split (50,000 images), classes as groups."""
 
     presets = {"paper": PAPER, "reduced": REDUCED}
-
-    def __init__(self, root: str | Path | None = None) -> None:
-        self.root = Path(root) if root else (Path(os.environ[ENV_ROOT]) if os.environ.get(ENV_ROOT) else None)
+    env_root = ENV_ROOT
 
     def available(self) -> tuple[bool, str]:
         if self.root is None:
-            return False, f"no data root given (--data-root PATH or ${ENV_ROOT})"
+            return False, self.no_root_reason()
         if not (self.root / BATCHES[0]).exists():
             return False, f"no CIFAR-10 python batches at {self.root}"
         return True, ""
 
     def load(self, preset: Preset) -> Benchmark:
-        if self.root is None:
-            raise BenchError(f"dataset 'cifar10': no data root given (--data-root PATH or ${ENV_ROOT})")
-        raw, labels, names = read_batches(self.root)
+        raw, labels, names = read_batches(self.root_or_error())
         images = torch.from_numpy(raw).float() / 127.5 - 1.0
         return Benchmark(dataset="cifar10", grouping="class", images=images, labels=labels, group_of=labels.copy(),
                          group_names=names, preset=preset)

@@ -9,13 +9,11 @@ or mixed channel counts (grey and colour in one dataset: convert them first).
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import torch
-from guda_bench.datasets.base import DatasetAdapter
+from guda_bench.datasets.base import LocalDataAdapter
 
 from guda_bench.benchmark import Benchmark
 from guda_bench.config import ElboConfig, ModelConfig, Preset, QueryConfig, TrainRecipe, UnlearnConfig
@@ -46,17 +44,15 @@ SMOKE = Preset(
 
 
 @register_dataset("folder", description="your images: ROOT/<group>/<images> (--data-root or $GUDA_BENCH_FOLDER)")
-class ImageFolder(DatasetAdapter):
+class ImageFolder(LocalDataAdapter):
     """Groups from sub-folders of a local root."""
 
     presets = {"default": DEFAULT, "smoke": SMOKE}
-
-    def __init__(self, root: str | Path | None = None) -> None:
-        self.root = Path(root) if root else (Path(os.environ[ENV_ROOT]) if os.environ.get(ENV_ROOT) else None)
+    env_root = ENV_ROOT
 
     def available(self) -> tuple[bool, str]:
         if self.root is None:
-            return False, f"no data root given (--data-root PATH or ${ENV_ROOT})"
+            return False, self.no_root_reason()
         if not self.root.is_dir():
             return False, f"data root {self.root} does not exist or is not a folder"
         return True, ""

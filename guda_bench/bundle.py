@@ -9,7 +9,6 @@ finds them exactly as if it had built them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tarfile
@@ -19,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from guda_bench.config import canonical_hash
 from guda_bench.errors import BenchError
 from guda_bench.leaderboard import load_run
+from guda_bench.runner import truth_hash
 from guda_bench.store import Store, sha256_file
 
 BUNDLE_SCHEMA = 1
@@ -65,14 +64,11 @@ def export_bundle(run_dir: Path, out: Path, cache: Path) -> Path:
 
 def _check_benchmark(meta: dict[str, Any]) -> str:
     """Rebuild the training data here (when the adapter exists) and compare its hash with the bundle's."""
-    from guda_bench.groupings import GroupingSpec, apply_grouping
-    from guda_bench.runner import make_adapter
+    from guda_bench.runner import benchmark_of
 
     run = meta["run"]
-    params = dict(run.get("grouping_params") or {"name": "class"})
     try:
-        adapter = make_adapter(run["dataset"], run.get("data_root"))
-        bench = apply_grouping(adapter.load(adapter.preset(run["preset"])), GroupingSpec(params.pop("name"), params))
+        bench = benchmark_of(run)
     except BenchError as exc:
         return f"training data not checked: {exc}"
     if bench.data_hash() != run["data_hash"]:
@@ -102,11 +98,10 @@ def import_bundle(bundle: Path, cache: Path) -> dict[str, Any]:
             for key in meta["artefacts"][kind]:
                 folder = tmp / "artefacts" / kind / key
                 manifest = store.verify(folder)
-                if manifest is None or canonical_hash({"kind": kind, "spec": manifest["spec"]}) != key:
+                if manifest is None or store.key(kind, manifest["spec"]) != key:
                     raise BenchError(f"refusing the bundle: {kind} entry {key[:12]} does not match its spec")
         gold = np.load(tmp / "artefacts" / "logoa" / meta["artefacts"]["logoa"][0] / "logoa.npy")
-        truth = canonical_hash({"gold": gold.tobytes().hex(), "queries": meta["artefacts"]["queries"][0]})
-        if truth != meta["truth_hash"]:
+        if truth_hash(gold, meta["artefacts"]["queries"][0]) != meta["truth_hash"]:
             raise BenchError("refusing the bundle: its LOGO scores do not hash to its truth hash")
         data_check = _check_benchmark(meta)
         added = []
@@ -122,5 +117,5 @@ def import_bundle(bundle: Path, cache: Path) -> dict[str, Any]:
                 added.append(f"{kind}/{key[:12]}")
     return {"truth_hash": meta["truth_hash"], "dataset": meta["run"]["dataset"], "preset": meta["run"]["preset"],
             "grouping": meta["run"]["grouping"], "data": data_check, "added": added,
-            "sha256": hashlib.sha256(bundle.read_bytes()).hexdigest()}
+            "sha256": sha256_file(bundle)}
 

@@ -64,6 +64,14 @@ def board_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _merged(path: Path, new: pd.DataFrame) -> pd.DataFrame:
+    """The CSV at `path` with the rows of `new`'s methods replaced by `new` (all of `new` if no file)."""
+    if not path.exists():
+        return new
+    old = pd.read_csv(path, dtype={"git_commit": str})
+    return pd.concat([old[~old["method"].isin(new["method"])], new], ignore_index=True)
+
+
 def _order(frame: pd.DataFrame) -> pd.DataFrame:
     """Ceiling first, then ok rows by Top-1, then the rest by name."""
     key = frame.assign(_c=frame["kind"] != "ceiling", _s=frame["status"] != "ok", _t=-frame["top1"].fillna(-1))
@@ -77,14 +85,12 @@ def publish(run_dir: Path, board_dir: Path, plots: bool = True) -> Path:
     board_dir.mkdir(parents=True, exist_ok=True)
     path = board_dir / f"{board_name(results)}.csv"
     if path.exists():
-        old = pd.read_csv(path, dtype={"git_commit": str})
-        truths = set(old["truth_hash"].dropna())
+        truths = set(pd.read_csv(path, usecols=["truth_hash"])["truth_hash"].dropna())
         if truths and truths != {results["run"]["truth_hash"]}:
             raise BenchError(f"refusing to publish {run_dir} into {path}: its ground truth "
                              f"{results['run']['truth_hash'][:12]} differs from the board's "
                              f"{', '.join(t[:12] for t in sorted(truths))} (publish to another --dir)")
-        new = pd.concat([old[~old["method"].isin(new["method"])], new], ignore_index=True)
-    board = _order(new)
+    board = _order(_merged(path, new))
     atomic_write_text(path, board.to_csv(index=False, float_format="%.6g"))
     _publish_per_group(results, path.with_name(path.stem + "-per-group.csv"))
     if plots:
@@ -102,11 +108,7 @@ def _publish_per_group(results: dict[str, Any], path: Path) -> None:
             for r in results["rows"] for g in r.get("per_group", [])]
     if not rows:
         return
-    new = pd.DataFrame(rows)
-    if path.exists():
-        old = pd.read_csv(path)
-        new = pd.concat([old[~old["method"].isin(new["method"])], new], ignore_index=True)
-    atomic_write_text(path, new.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(path, _merged(path, pd.DataFrame(rows)).to_csv(index=False, float_format="%.6g"))
 
 
 def read_board(name_or_path: str, board_dir: Path) -> tuple[Path, pd.DataFrame]:

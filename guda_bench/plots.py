@@ -63,19 +63,6 @@ def pareto_plot(board: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def _training_images(results: dict[str, Any]):
-    """The run's training images and groups, rebuilt through the registered adapter and grouping."""
-    from guda_bench.groupings import GroupingSpec, apply_grouping
-    from guda_bench.runner import make_adapter
-
-    run = results["run"]
-    adapter = make_adapter(run["dataset"], run.get("data_root"))
-    bench = adapter.load(adapter.preset(run["preset"]))
-    params = dict(run.get("grouping_params") or {"name": "class"})
-    name = params.pop("name")
-    return apply_grouping(bench, GroupingSpec(name, params))
-
-
 def query_grid(run_dir: Path, results: dict[str, Any], path: Path, n_queries: int = 6,
                max_methods: int = 4) -> Path | None:
     """Rows: test queries. Columns: the query, then for LOGO and each of the best methods the top-3 groups,
@@ -85,12 +72,14 @@ def query_grid(run_dir: Path, results: dict[str, Any], path: Path, n_queries: in
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from guda_bench.runner import benchmark_of
+
     queries_path = run_dir / "queries.npy"
     if not queries_path.exists():
         progress.log(f"query grid skipped: {queries_path} is missing")
         return None
     try:
-        bench = _training_images(results)
+        bench = benchmark_of(results["run"])
     except Exception as exc:  # the adapter may not be installed where the board is published
         progress.log(f"query grid skipped: cannot rebuild the training images ({exc})")
         return None

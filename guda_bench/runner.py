@@ -28,7 +28,7 @@ from guda_bench.config import canonical_hash
 from guda_bench.context import Context
 from guda_bench.errors import BenchError, Unavailable
 from guda_bench.executor import make_executor
-from guda_bench.groupings import apply_grouping, parse_grouping
+from guda_bench.groupings import GroupingSpec, apply_grouping, parse_grouping
 from guda_bench.method import KNOWN_REQUIREMENTS
 from guda_bench.provenance import environment
 from guda_bench.registry import DATASETS, METHODS
@@ -61,9 +61,11 @@ def make_adapter(name: str, data_root: str | Path | None = None) -> Any:
     if data_root is None:
         return entry.create()
     try:
-        return entry.cls(root=data_root)  # type: ignore[call-arg]
+        adapter = entry.cls(root=data_root)  # type: ignore[call-arg]
     except TypeError:
         raise BenchError(f"dataset {name!r} reads no local files: drop --data-root") from None
+    adapter.name = entry.name
+    return adapter
 
 
 class MethodTimeout(Exception):
@@ -87,6 +89,18 @@ def time_limit(seconds: float | None) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def benchmark_of(run: dict[str, Any]) -> Benchmark:
+    """Rebuild a finished run's training data (adapter, preset, grouping) from its results.json "run" block."""
+    params = dict(run.get("grouping_params") or {"name": "class"})
+    adapter = make_adapter(run["dataset"], run.get("data_root"))
+    return apply_grouping(adapter.load(adapter.preset(run["preset"])), GroupingSpec(params.pop("name"), params))
+
+
+def truth_hash(gold: np.ndarray, queries_key: str) -> str:
+    """Identity of a ground truth: its LOGOA matrix and the cache key of the queries it scores."""
+    return canonical_hash({"gold": gold.tobytes().hex(), "queries": queries_key})
 
 
 def check_output_dir(out: Path) -> None:
@@ -183,7 +197,7 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context) -> dict[str
         gold = ctx.logoa(0)
     test = ctx.splits["test"]
     full_share = ctx.full_terms().mean(0) / ctx.full_terms().mean(0).sum()
-    truth_hash = canonical_hash({"gold": gold.tobytes().hex(), "queries": ctx.queries_artefact.key})
+    truth = truth_hash(gold, ctx.queries_artefact.key)
     results: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "run": {
@@ -194,7 +208,7 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context) -> dict[str
             "ceiling_seeds": preset.ceiling_seeds, "device": spec.device,
             "n_groups": bench.n_groups, "groups": bench.group_names, "n_train": len(bench.images),
             "n_queries": len(ctx.queries), "n_test": len(test), "n_tune": len(ctx.splits["tune"]),
-            "config_hash": canonical_hash(preset), "truth_hash": truth_hash, "data_hash": ctx.data_hash,
+            "config_hash": canonical_hash(preset), "truth_hash": truth, "data_hash": ctx.data_hash,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "preset_config": preset,
         },
