@@ -22,6 +22,7 @@ GROUPINGS = [
     "owners-sized:n=5",
     "planted",
     "redundant:pairs=2",
+    "specialists",
     "owners:n=5,alpha=0.1",
     "owners:n=5,alpha=1.0",
 ]

@@ -23,69 +23,83 @@ from guda_bench.config import ElboConfig, to_jsonable
 from guda_bench.elbo import ElboScorer
 from guda_bench.errors import BenchError
 from guda_bench.models import build_scheduler, build_unet
+from guda_bench.precision import autocast
 from guda_bench.provenance import environment
 from guda_bench.registry import DATASETS
 from guda_bench.store import atomic_write_text
 from guda_bench.train import train_model
 
 
-def best_of(fn, repeats: int = 3) -> float:
+def best_of(fn, repeats: int = 3, device: str = "cpu") -> float:
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     return min(times)
 
 
-def bench_elbo(preset, n_queries: int = 200) -> dict:
+def bench_elbo(preset, n_queries: int = 200, device: str = "cpu", precision: str = "fp32") -> dict:
+    """ELBO scoring vs the raw batched forward of the same model on the same number of image-timesteps
+    (both under the given precision's autocast)."""
     torch.manual_seed(0)
-    unet = build_unet(preset.model).eval()
+    unet = build_unet(preset.model).eval().to(device)
     sched = build_scheduler(preset.recipe)
     queries = torch.rand((n_queries, preset.model.in_channels, preset.model.sample_size, preset.model.sample_size))
     cfg = ElboConfig(t_start=10, t_stop=1000, t_stride=100, batch_size=preset.elbo.batch_size)
-    scorer = ElboScorer(sched, cfg, queries * 2 - 1, [str(i) for i in range(n_queries)])
+    scorer = ElboScorer(sched, cfg, queries * 2 - 1, [str(i) for i in range(n_queries)], device=device)
     scorer.noise()  # drawn once per scorer and reused for every model: not part of per-model throughput
     n = n_queries * len(cfg.timesteps())
     xt = torch.randn((n, *queries.shape[1:]))
     t = torch.randint(0, 1000, (n,))
 
-    def raw() -> None:
-        with torch.no_grad():
+    def raw() -> None:  # inputs start on the CPU, as the scorer's do
+        with torch.no_grad(), autocast(device, precision):
             for s in range(0, n, cfg.batch_size):
-                unet(xt[s:s + cfg.batch_size], t[s:s + cfg.batch_size])
+                unet(xt[s:s + cfg.batch_size].to(device), t[s:s + cfg.batch_size].to(device)).sample.float().cpu()
 
-    raw_s = best_of(raw)
-    elbo_s = best_of(lambda: scorer.terms(unet))
+    def elbo() -> None:
+        with autocast(device, precision):
+            scorer.terms(unet)
+
+    raw_s = best_of(raw, device=device)
+    elbo_s = best_of(elbo, device=device)
     return {"image_timesteps": n, "raw_forward_per_s": n / raw_s, "elbo_per_s": n / elbo_s,
             "ratio": raw_s / elbo_s, "target_ratio": 0.8}
 
 
-def bench_train(preset, steps: int = 60) -> dict:
-    adapter = DATASETS.create("digits")
-    bench = adapter.load(preset)
+def bench_train(preset, steps: int = 60, device: str = "cpu", precision: str = "fp32",
+                images: torch.Tensor | None = None) -> dict:
+    """guda_bench.train vs a bare diffusers loop (same model and batch); digits images unless given."""
+    if images is None:
+        images = DATASETS.create("digits").load(preset).images
     recipe = preset.recipe.__class__(**{**to_jsonable(preset.recipe), "steps": steps})
-    keep = np.arange(len(bench.images))
+    keep = np.arange(len(images))
 
     def ours() -> None:
-        train_model(bench.images, keep, preset.model, recipe, seed=0)
+        with autocast(device, precision):
+            train_model(images, keep, preset.model, recipe, seed=0, device=device)
 
     def bare() -> None:
         torch.manual_seed(0)
-        unet = build_unet(preset.model).train()
+        unet = build_unet(preset.model).train().to(device)
         sched = build_scheduler(recipe)
         opt = torch.optim.AdamW(unet.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        data = images.to(device)
         for _ in range(steps):
-            idx = torch.randint(0, len(bench.images), (recipe.batch_size,))
-            x0 = bench.images[idx]
+            idx = torch.randint(0, len(data), (recipe.batch_size,), device=device)
+            x0 = data[idx]
             noise = torch.randn_like(x0)
-            t = torch.randint(0, recipe.num_train_timesteps, (recipe.batch_size,))
-            loss = F.mse_loss(unet(sched.add_noise(x0, noise, t), t).sample, noise)
+            t = torch.randint(0, recipe.num_train_timesteps, (recipe.batch_size,), device=device)
+            with autocast(device, precision):
+                loss = F.mse_loss(unet(sched.add_noise(x0, noise, t), t).sample.float(), noise)
             opt.zero_grad()
             loss.backward()
             opt.step()
 
-    bare_s, ours_s = best_of(bare, 2), best_of(ours, 2)
+    bare_s, ours_s = best_of(bare, 2, device), best_of(ours, 2, device)
     n = steps * recipe.batch_size
     return {"images": n, "bare_diffusers_per_s": n / bare_s, "guda_bench_per_s": n / ours_s,
             "ratio": bare_s / ours_s, "target_ratio": 0.9}

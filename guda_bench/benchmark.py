@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from guda_bench.config import Preset
+from guda_bench.text import TextData
 
 
 @dataclass
@@ -31,6 +32,8 @@ class Benchmark:
     # data hash of the class-grouped benchmark when a grouping kept its images unchanged: the full model,
     # its queries and everything derived from them are then shared by all such groupings
     base_hash: str | None = None
+    # text-to-image benchmarks: content and style of every image (prompts); groups are styles
+    text: TextData | None = None
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4:
@@ -40,6 +43,8 @@ class Benchmark:
         present = set(np.unique(self.group_of).tolist())
         if present != set(range(len(self.group_names))):
             raise ValueError("every group must hold at least one image and group ids must be 0..n_groups-1")
+        if self.text is not None and len(self.text.content_of) != len(self.images):
+            raise ValueError("one prompt (content, style) per image")
 
     @property
     def n_groups(self) -> int:
@@ -63,4 +68,6 @@ class Benchmark:
         h.update("|".join(self.group_names).encode())
         if self.grouping != "class":  # the class grouping keeps the keys it always had
             h.update(self.grouping.encode())
+        for part in self.text.hash_parts() if self.text is not None else []:
+            h.update(part)
         return h.hexdigest()

@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ceiling-seeds", type=positive_int, default=None,
                      help="LOGO studies in all; >= 2 adds a noise-ceiling row (default: the preset's)")
     run.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    run.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                     help="bf16: CUDA bf16 autocast for training, unlearning and ELBO passes (needs --device cuda)")
     run.add_argument("--executor", default="local", choices=["local", "ray"],
                      help="where per-group jobs (LOGO trainings, unlearning runs) run: here, or on a Ray cluster")
     run.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local instance)")
@@ -143,7 +145,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                    grouping=args.grouping, out=args.out, cache=cache, seed=args.seed,
                    ceiling_seeds=args.ceiling_seeds, device=args.device, quiet=args.quiet,
                    method_timeout=args.method_timeout, method_options=collect_options(args.option),
-                   data_root=args.data_root, executor=args.executor, ray_address=args.ray_address)
+                   data_root=args.data_root, executor=args.executor, ray_address=args.ray_address,
+                   precision=args.precision)
     run(spec)
     print(f"wrote {args.out / 'summary.csv'} and {args.out / 'results.json'}")
     return 0

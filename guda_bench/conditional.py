@@ -29,7 +29,7 @@ from guda_bench import progress
 from guda_bench.config import ModelConfig, TrainRecipe
 from guda_bench.models import build_unet, save_unet
 from guda_bench.store import Artefact
-from guda_bench.train import _seed_of, train_model
+from guda_bench.train import _seed_of, optimizer_step, train_model
 from guda_bench.unlearn import paired_draws
 
 if TYPE_CHECKING:
@@ -119,10 +119,7 @@ def esd_unlearn(full: torch.nn.Module, cond: torch.nn.Module, scheduler: DDPMSch
             target = esd_target(cond, xt_f, t_f, k, n_groups, cfg.guidance)
             loss = F.mse_loss(student(d.xt_r.to(device), d.t_r.to(device)).sample, d.eps_r.to(device))
             loss = loss + cfg.lambda_forget * F.mse_loss(student(xt_f, t_f).sample, target)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
-            opt.step()
+            optimizer_step(loss, student, opt, cfg.grad_clip)
             advance(1)
     return student.eval()
 

@@ -92,6 +92,43 @@ class UnlearnConfig:
 
 
 @dataclass(frozen=True)
+class TextConfig:
+    """Text conditioning (SPEC §4.3): a frozen CLIPTextModel and a cross-attention UNet2DConditionModel.
+
+    With ``pretrained`` unset, a tiny CLIPTextModel is built in code from ``seed`` with a word-level
+    vocabulary of the benchmark's prompts (no download). The UNet's block types come from ModelConfig
+    (use CrossAttn* blocks); its cross-attention width is the encoder's hidden size.
+    """
+
+    hidden_size: int = 32
+    layers: int = 2
+    heads: int = 2
+    max_length: int = 8
+    attention_head_dim: int = 8
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class AnchorConfig:
+    """GUDA-C's anchor-redirection fine-tune (SPEC §4.3).
+
+    anchors: "clip" (pi(s) = (1-eta) softmax(beta cos(e_f, p_s)) + eta uniform), "uniform" (ablation),
+    or "no-style" (ablation: the anchor prompt drops the style description).
+    """
+
+    anchors: str = "clip"
+    beta: float = 2.0
+    eta: float = 0.3
+    lambda_pres: float = 2.0
+    steps: int = 40
+    pair_batch: int = 32
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class Preset:
     """Everything a dataset adapter needs to build one benchmark size ("smoke", "default", ...)."""
 
@@ -101,6 +138,8 @@ class Preset:
     elbo: ElboConfig = field(default_factory=ElboConfig)
     queries: QueryConfig = field(default_factory=QueryConfig)
     unlearn: UnlearnConfig = field(default_factory=UnlearnConfig)
+    text: TextConfig | None = None  # set: a text-to-image benchmark (prompts per image and per query)
+    anchor: AnchorConfig = field(default_factory=AnchorConfig)
     groups: tuple[int, ...] | None = None  # keep only these groups (None: all)
     per_group_limit: int | None = None  # cap training images per group (None: all)
     ceiling_seeds: int = 1

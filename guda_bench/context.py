@@ -24,8 +24,10 @@ from guda_bench.config import UnlearnConfig
 from guda_bench.elbo import ElboScorer
 from guda_bench.executor import LocalExecutor, RayExecutor, prebuild_logo
 from guda_bench.models import build_scheduler, load_unet, save_unet
-from guda_bench.sampling import sample_near, sample_queries
+from guda_bench.precision import autocast
+from guda_bench.sampling import sample_near, sample_prompted, sample_queries
 from guda_bench.store import Artefact, Store
+from guda_bench.text import TextStack
 from guda_bench.train import train_model
 from guda_bench.unlearn import unlearn_group
 
@@ -36,13 +38,14 @@ class Context:
     """Shared state of one run; methods receive it in prepare() and score()."""
 
     def __init__(self, bench: Benchmark, store: Store, seed: int = 0, device: str = "cpu",
-                 executor: LocalExecutor | RayExecutor | None = None) -> None:
+                 executor: LocalExecutor | RayExecutor | None = None, precision: str = "fp32") -> None:
         self.bench = bench
         self.executor = executor or LocalExecutor()
         self.preset = bench.preset
         self.store = store
         self.seed = seed
         self.device = device
+        self.precision = precision  # "bf16": every build runs under CUDA bf16 autocast, keyed apart from fp32
         self.scheduler = build_scheduler(self.preset.recipe)
         self.data_hash = bench.data_hash()
         self._stage: dict[str, float] | None = None
@@ -63,6 +66,14 @@ class Context:
             self._stage = outer
 
     def fetch(self, kind: str, spec: dict, build: Callable[[Path], dict | None], charge: bool = True) -> Artefact:
+        if self.precision != "fp32":
+            spec = {**spec, "precision": self.precision}
+            inner = build
+
+            def build(folder: Path) -> dict | None:
+                with autocast(self.device, self.precision):
+                    return inner(folder)
+
         art = self.store.get_or_build(kind, spec, build)
         if charge and not art.built and self._stage is not None:
             self._stage["cached_cost_s"] += art.cost_s
@@ -71,8 +82,11 @@ class Context:
     # ---- models ------------------------------------------------------------------------------------
     def model_spec(self, exclude: int | None, seed: int) -> dict:
         data = self.bench.full_model_hash() if exclude is None else self.data_hash
-        return {"data": data, "exclude": exclude, "model": self.preset.model,
-                "recipe": self.preset.recipe, "seed": seed}
+        spec = {"data": data, "exclude": exclude, "model": self.preset.model, "recipe": self.preset.recipe,
+                "seed": seed}
+        if self.preset.text is not None:  # unconditional benchmarks keep the keys they always had
+            spec["text"] = self.preset.text
+        return spec
 
     def trained_model(self, exclude: int | None, seed: int, charge: bool = True) -> Artefact:
         """The full model (exclude=None) or the LOGO model without group `exclude`, trained once, cached."""
@@ -82,11 +96,46 @@ class Context:
 
         def build(folder: Path) -> dict:
             unet = train_model(self.bench.images, keep, self.preset.model, self.preset.recipe, seed,
-                               self.device, label)
+                               self.device, label, text=self.preset.text, cond=self.image_cond)
             save_unet(unet.cpu(), folder)
             return {"n_train": int(len(keep))}
 
         return self.fetch("model", self.model_spec(exclude, seed), build, charge)
+
+    # ---- text conditioning (text-to-image benchmarks) -------------------------------------------------
+    @cached_property
+    def text_stack(self) -> TextStack | None:
+        """The frozen text encoder, or None for an unconditional benchmark."""
+        if self.bench.text is None or self.preset.text is None:
+            return None
+        return TextStack.tiny(self.bench.text.words(), self.preset.text)
+
+    @cached_property
+    def prompt_states(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(hidden [P, L, D], pooled [P, D]) of every prompt in bench.text.all_prompts()."""
+        stack = self.text_stack
+        return None if stack is None else stack.encode(self.bench.text.all_prompts())
+
+    @cached_property
+    def image_cond(self) -> torch.Tensor | None:
+        """[N, L, D] text hidden states of each training image's prompt (None: unconditional)."""
+        if self.prompt_states is None:
+            return None
+        return self.prompt_states[0][torch.from_numpy(self.bench.text.image_prompt_index())]
+
+    @cached_property
+    def query_prompts(self) -> np.ndarray | None:
+        """[n_queries] index into bench.text.all_prompts() of each query's prompt."""
+        if self.bench.text is None:
+            return None
+        content, style = self.bench.text.query_pairs(self.preset.queries.n_queries)
+        return self.bench.text.prompt_index(content, style)
+
+    @cached_property
+    def query_cond(self) -> torch.Tensor | None:
+        if self.prompt_states is None:
+            return None
+        return self.prompt_states[0][torch.from_numpy(self.query_prompts)]
 
     def load(self, art: Artefact) -> torch.nn.Module:
         return load_unet(art.path, self.device)
@@ -111,7 +160,10 @@ class Context:
             spec.update(anchors=hashlib.sha256(anchors.numpy().tobytes()).hexdigest(), start_t=self.bench.query_t)
 
         def build(folder: Path) -> None:
-            if anchors is None:
+            if self.query_cond is not None:
+                x = sample_prompted(self.full_unet, self.scheduler, self.query_cond, tuple(self.bench.images.shape[1:]),
+                                    q.seed, q.inference_steps, q.batch_size, self.device)
+            elif anchors is None:
                 x = sample_queries(self.full_unet, self.scheduler, q.n_queries, q.seed, q.inference_steps,
                                    q.batch_size, self.device)
             else:
@@ -140,7 +192,8 @@ class Context:
     # ---- ELBO terms --------------------------------------------------------------------------------
     @cached_property
     def scorer(self) -> ElboScorer:
-        return ElboScorer(self.scheduler, self.preset.elbo, self.queries, self.query_ids, self.device)
+        return ElboScorer(self.scheduler, self.preset.elbo, self.queries, self.query_ids, self.device,
+                          query_cond=self.query_cond)
 
     def terms(self, model: Artefact, label: str, loader: Callable[[], torch.nn.Module] | None = None) -> np.ndarray:
         """Cached [n_queries, n_grid] ELBO terms of a model artefact."""

@@ -22,6 +22,7 @@ from diffusers import DDPMScheduler
 
 from guda_bench import progress
 from guda_bench.config import ElboConfig
+from guda_bench.models import denoise
 
 
 def kl_weights(scheduler: DDPMScheduler, timesteps: list[int], weighting: str) -> torch.Tensor:
@@ -62,7 +63,7 @@ class ElboScorer:
     """Computes [n_queries, n_grid] ELBO terms of any model on fixed queries with shared noise."""
 
     def __init__(self, scheduler: DDPMScheduler, cfg: ElboConfig, queries: torch.Tensor, query_ids: list[str],
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", query_cond: torch.Tensor | None = None) -> None:
         if len(query_ids) != len(queries):
             raise ValueError("one query id per query is needed")
         self.cfg = cfg
@@ -70,6 +71,7 @@ class ElboScorer:
         self.timesteps = cfg.timesteps()
         self.queries = queries.float()
         self.query_ids = list(query_ids)
+        self.query_cond = query_cond  # [n_queries, L, D] text hidden states: ELBO(x0 | c) when set
         self.weights = kl_weights(scheduler, self.timesteps, cfg.weighting)
         abar = scheduler.alphas_cumprod.double()[torch.tensor(self.timesteps)]
         self._sqrt_ab = abar.sqrt().float()
@@ -102,7 +104,8 @@ class ElboScorer:
                 a = self._sqrt_ab[j][:, None, None, None]
                 s = self._sqrt_1mab[j][:, None, None, None]
                 xt = (a * x0 + s * eps).to(self.device)
-                pred = unet(xt, t_values[j].to(self.device)).sample.float().cpu()
+                c = None if self.query_cond is None else self.query_cond[q].to(self.device)
+                pred = denoise(unet, xt, t_values[j].to(self.device), c).float().cpu()
                 err = (pred - eps).pow(2).flatten(1).sum(1).double()
                 out[start:start + bs] = (err * self.weights[j]).numpy()
                 advance(len(q))

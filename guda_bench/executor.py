@@ -75,7 +75,7 @@ def _apply(fn: Callable[[Any], Any], item: Any) -> Any:
     return fn(item)
 
 
-def _worker_context(bench: Any, cache: Path, run_seed: int, device: str):
+def _worker_context(bench: Any, cache: Path, run_seed: int, device: str, precision: str):
     import torch
 
     from guda_bench import progress
@@ -84,16 +84,16 @@ def _worker_context(bench: Any, cache: Path, run_seed: int, device: str):
 
     progress.set_enabled(False)
     torch.set_num_threads(1)
-    return Context(bench, Store(cache), seed=run_seed, device=device)
+    return Context(bench, Store(cache), seed=run_seed, device=device, precision=precision)
 
 
-def logo_model_job(bench: Any, cache: Path, run_seed: int, device: str, seed: int, k: int) -> str:
-    ctx = _worker_context(bench, cache, run_seed, device)
+def logo_model_job(bench: Any, cache: Path, run_seed: int, device: str, precision: str, seed: int, k: int) -> str:
+    ctx = _worker_context(bench, cache, run_seed, device, precision)
     return ctx.trained_model(k, seed).key
 
 
-def unlearned_job(bench: Any, cache: Path, run_seed: int, device: str, cfg: Any, k: int) -> int:
-    ctx = _worker_context(bench, cache, run_seed, device)
+def unlearned_job(bench: Any, cache: Path, run_seed: int, device: str, precision: str, cfg: Any, k: int) -> int:
+    ctx = _worker_context(bench, cache, run_seed, device, precision)
     ctx.unlearned_terms(k, cfg)
     return k
 
@@ -101,7 +101,7 @@ def unlearned_job(bench: Any, cache: Path, run_seed: int, device: str, cfg: Any,
 def prebuild_logo(ctx: Any, seed: int) -> None:
     """Train the LOGO models of one study on the executor (no-op for the local executor)."""
     if ctx.executor.parallel:
-        ctx.executor.map(partial(logo_model_job, ctx.bench, ctx.store.root, ctx.seed, ctx.device, seed),
+        ctx.executor.map(partial(logo_model_job, ctx.bench, ctx.store.root, ctx.seed, ctx.device, ctx.precision, seed),
                          list(range(ctx.bench.n_groups)))
 
 
@@ -109,5 +109,5 @@ def prebuild_unlearned(ctx: Any, cfg: Any) -> None:
     """Run the per-group unlearning fine-tunes (and their ELBO passes) on the executor."""
     if ctx.executor.parallel:
         _ = ctx.full, ctx.queries_artefact  # the workers read these from the cache
-        ctx.executor.map(partial(unlearned_job, ctx.bench, ctx.store.root, ctx.seed, ctx.device, cfg),
+        ctx.executor.map(partial(unlearned_job, ctx.bench, ctx.store.root, ctx.seed, ctx.device, ctx.precision, cfg),
                          list(range(ctx.bench.n_groups)))

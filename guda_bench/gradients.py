@@ -39,6 +39,7 @@ from torch.func import functional_call, grad, vmap
 from guda_bench import progress
 from guda_bench.elbo import keyed_noise, noise_seed
 from guda_bench.method import Method
+from guda_bench.models import denoise
 
 if TYPE_CHECKING:
     from guda_bench.context import Context
@@ -110,11 +111,12 @@ def project_parts(projector, parts: Sequence[torch.Tensor]) -> torch.Tensor:
 def gradient_features(unet: torch.nn.Module, scheduler: DDPMScheduler, images: torch.Tensor, ids: Sequence[str],
                       output: str = "loss", timesteps: Sequence[int] = DEFAULT_TIMESTEPS, proj_dim: int = 2048,
                       seed: int = 0, batch_size: int = 128, device: str = "cpu",
-                      label: str = "gradient features") -> np.ndarray:
+                      label: str = "gradient features", cond: torch.Tensor | None = None) -> np.ndarray:
     """[n, proj_dim] float32 projected gradients of the output function of each image (see module doc).
 
     `batch_size` images go through one vmapped gradient call; it does not change the result beyond float
-    rounding. Raises if a feature is non-finite or zero.
+    rounding. `cond` ([n, L, D] text hidden states) conditions each image on its prompt (text-to-image).
+    Raises if a feature is non-finite or zero.
     """
     if output not in OUTPUTS:
         raise ValueError(f"unknown output function {output!r} (use one of {OUTPUTS})")
@@ -131,13 +133,14 @@ def gradient_features(unet: torch.nn.Module, scheduler: DDPMScheduler, images: t
     s = (1 - abar).sqrt().float().to(device)[:, None, None, None]
     t_values = torch.tensor(timesteps, device=device)
 
-    def out_fn(p: dict, x0: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    def out_fn(p: dict, x0: torch.Tensor, eps: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         xt = a * x0[None] + s * eps  # [K, C, H, W]
-        pred = functional_call(unet, (p, buffers), (xt, t_values)).sample
+        kwargs = {} if c is None else {"encoder_hidden_states": c[None].expand(len(t_values), *c.shape)}
+        pred = functional_call(unet, (p, buffers), (xt, t_values), kwargs).sample
         target = pred - eps if output == "loss" else pred
         return target.pow(2).flatten(1).sum(1).mean()
 
-    per_sample = vmap(grad(out_fn), in_dims=(None, 0, 0))
+    per_sample = vmap(grad(out_fn), in_dims=(None, 0, 0) if cond is None else (None, 0, 0, 0))
     projector = _projector(grad_dim, proj_dim, seed, device)
     images = images.float()
     shape = tuple(images.shape[1:])
@@ -147,7 +150,8 @@ def gradient_features(unet: torch.nn.Module, scheduler: DDPMScheduler, images: t
         for start in range(0, n, batch_size):
             end = min(n, start + batch_size)
             eps = fixed_noise(ids[start:end], timesteps, seed, shape).to(device)
-            g = per_sample(params, images[start:end].to(device), eps)
+            extra = () if cond is None else (cond[start:end].to(device),)
+            g = per_sample(params, images[start:end].to(device), eps, *extra)
             out[start:end] = project_parts(projector, [g[k].flatten(1) for k in names]).cpu().numpy()
             del g
             advance(end - start)
@@ -157,7 +161,7 @@ def gradient_features(unet: torch.nn.Module, scheduler: DDPMScheduler, images: t
 
 def residual_norms(unet: torch.nn.Module, scheduler: DDPMScheduler, images: torch.Tensor, ids: Sequence[str],
                    timesteps: Sequence[int] = DEFAULT_TIMESTEPS, seed: int = 0, batch_size: int = 256,
-                   device: str = "cpu") -> np.ndarray:
+                   device: str = "cpu", cond: torch.Tensor | None = None) -> np.ndarray:
     """[n] float64: mean over the timesteps of ||eps_theta(x_t, t) - eps_t|| (same noise as the features)."""
     timesteps = parse_timesteps(timesteps)
     abar = scheduler.alphas_cumprod.double()[torch.tensor(timesteps)]
@@ -173,7 +177,8 @@ def residual_norms(unet: torch.nn.Module, scheduler: DDPMScheduler, images: torc
             x0 = images[start:start + batch_size].float()
             eps = fixed_noise(ids[start:start + batch_size], timesteps, seed, shape)
             xt = (a * x0[:, None] + s * eps).flatten(0, 1)
-            pred = unet(xt.to(device), t_values.repeat(len(x0)).to(device)).sample.float().cpu()
+            c = None if cond is None else cond[start:start + batch_size].repeat_interleave(k, 0).to(device)
+            pred = denoise(unet, xt.to(device), t_values.repeat(len(x0)).to(device), c).float().cpu()
             err = (pred - eps.flatten(0, 1)).flatten(1).norm(dim=1).double().reshape(len(x0), k)
             out[start:start + len(x0)] = err.mean(1).numpy()
     return out
@@ -241,13 +246,14 @@ def cached_features(ctx: Context, which: str, output: str, timesteps: tuple[int,
     if which == "train":
         spec["data"] = ctx.bench.full_model_hash()  # train features do not depend on the grouping
         images, ids = ctx.bench.images, [f"{ctx.bench.dataset}/train/{i}" for i in range(len(ctx.bench.images))]
+        cond = ctx.image_cond
     else:
         spec["queries"] = ctx.queries_artefact.key
-        images, ids = ctx.queries, list(ctx.query_ids)
+        images, ids, cond = ctx.queries, list(ctx.query_ids), ctx.query_cond
 
     def build(folder: Path) -> dict:
         phi = gradient_features(ctx.full_unet, ctx.scheduler, images, ids, output, timesteps, proj_dim,
-                                ctx.seed, batch_size, ctx.device, f"{output} features ({which})")
+                                ctx.seed, batch_size, ctx.device, f"{output} features ({which})", cond)
         np.save(folder / "features.npy", phi)
         return {"n": int(len(phi))}
 

@@ -12,6 +12,10 @@ each of these makes "looks like" and "was caused by" come apart in a different w
 - ``redundant``: the first ``pairs`` groups of the base grouping (``base=class``, or ``base=owners``
   with ``n``, ``alpha``) get a twin group holding copies of the same images. Removing one copy should
   matter little; similarity sees both as equally close.
+- ``specialists``: each class split between a small *specialist* owner holding only that class (a
+  ``share`` of its images) and a *generalist* owner holding the rest of it together with the bulk of
+  ``per_generalist - 1`` other classes. Mean similarity favours the pure specialist; removing the
+  generalist removes most of the mode, so influence should favour it (the big catalogue vs the niche).
 - ``planted``: ``n_planted`` training images, each copied ``copies`` times with small Gaussian
   perturbations into a group of another class; the queries are generated near those images (SDEdit
   from the source image at ``query_t``), so the copies, not the look-alike class, may cause them.
@@ -39,6 +43,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "owners": {"n": 10, "alpha": 1.0, "seed": 0},
     "owners-sized": {"n": 10, "alpha": 10.0, "size_spread": 20.0, "seed": 0},
     "redundant": {"base": "class", "pairs": 3, "n": 10, "alpha": 1.0, "seed": 0},
+    "specialists": {"share": 0.25, "per_generalist": 2, "seed": 0},
     "planted": {"n_planted": 10, "copies": 15, "sigma": 0.05, "query_t": 300, "seed": 0},
 }
 DESCRIPTIONS = {
@@ -46,6 +51,7 @@ DESCRIPTIONS = {
     "owners": "N owners with Dirichlet(alpha) mixes of classes",
     "owners-sized": "owners of very different sizes with similar mixes",
     "redundant": "classes (or owners), some duplicated by a twin group holding copies of the same images",
+    "specialists": "per class: a small pure specialist owner and a generalist owning most of several classes",
     "planted": "perturbed copies of a few images planted into another class's group; queries near them",
 }
 
@@ -91,7 +97,10 @@ def _check(name: str, p: dict[str, Any]) -> None:
     rules = [("n", lambda v: v >= 2, "must be >= 2"), ("alpha", lambda v: v > 0, "must be > 0"),
              ("size_spread", lambda v: v >= 1, "must be >= 1"), ("pairs", lambda v: v >= 1, "must be >= 1"),
              ("n_planted", lambda v: v >= 1, "must be >= 1"), ("copies", lambda v: v >= 1, "must be >= 1"),
-             ("sigma", lambda v: v >= 0, "must be >= 0"), ("query_t", lambda v: 0 < v < 1000, "must be in 1..999")]
+             ("sigma", lambda v: v >= 0, "must be >= 0"),
+             ("share", lambda v: 0 < v < 1, "must be in (0, 1)"),
+             ("per_generalist", lambda v: v >= 1, "must be >= 1"),
+             ("query_t", lambda v: 0 < v < 1000, "must be in 1..999")]
     for key, ok, why in rules:
         if key in p and not ok(p[key]):
             raise BenchError(f"grouping {name!r}: {key}={p[key]} {why}")
@@ -107,6 +116,9 @@ def apply_grouping(bench: Benchmark, spec: GroupingSpec) -> Benchmark:
         raise ValueError("groupings apply to an adapter's class-grouped benchmark")
     if spec.name == "class":
         return bench
+    if bench.text is not None and spec.name in ("redundant", "planted"):
+        raise BenchError(f"grouping {spec.name!r} adds images and is not supported on text-to-image benchmarks "
+                         "(use class, owners, owners-sized or specialists)")
     out = _BUILDERS[spec.name](bench, spec.params)
     return replace(out, grouping=spec.label, grouping_params={"name": spec.name, **spec.params})
 
@@ -170,6 +182,25 @@ def redundant(bench: Benchmark, p: dict[str, Any]) -> Benchmark:
                    group_of=np.concatenate(group_of), group_names=names)
 
 
+def specialists(bench: Benchmark, p: dict[str, Any]) -> Benchmark:
+    rng = np.random.default_rng(p["seed"])
+    classes = np.unique(bench.labels)
+    order = rng.permutation(len(classes))  # which classes share a generalist
+    n_gen = -(-len(classes) // p["per_generalist"])
+    owner = np.empty(len(bench.labels), dtype=np.int64)
+    for rank, c_index in enumerate(order):
+        idx = rng.permutation(np.flatnonzero(bench.labels == classes[c_index]))
+        n_spec = int(round(p["share"] * len(idx)))
+        if not 1 <= n_spec < len(idx):
+            raise BenchError(f"grouping 'specialists': share={p['share']} leaves class {classes[c_index]} "
+                             f"({len(idx)} images) with an empty specialist or generalist part")
+        owner[idx[:n_spec]] = n_gen + c_index
+        owner[idx[n_spec:]] = rank // p["per_generalist"]
+    names = [f"generalist-{g}" for g in range(n_gen)] + [f"specialist-{bench.group_names[c]}"
+                                                          for c in range(len(classes))]
+    return replace(bench, group_of=owner, group_names=names, base_hash=bench.data_hash())
+
+
 def planted(bench: Benchmark, p: dict[str, Any]) -> Benchmark:
     rng = np.random.default_rng(p["seed"])
     if p["n_planted"] > len(bench.images):
@@ -193,5 +224,6 @@ def planted(bench: Benchmark, p: dict[str, Any]) -> Benchmark:
 
 
 _BUILDERS: dict[str, Callable[[Benchmark, dict[str, Any]], Benchmark]] = {
-    "owners": owners, "owners-sized": owners_sized, "redundant": redundant, "planted": planted,
+    "owners": owners, "owners-sized": owners_sized, "redundant": redundant,
+    "specialists": specialists, "planted": planted,
 }

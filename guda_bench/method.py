@@ -16,7 +16,10 @@ if TYPE_CHECKING:
     from guda_bench.context import Context
 
 # What a method may declare in `requires`; the runner checks these before running it.
-KNOWN_REQUIREMENTS = frozenset({"full_model", "train_images", "cuda", "clip_weights", "class_conditional"})
+# "unconditional_model": its loops pass no text condition (unavailable on text-to-image benchmarks);
+# "text_conditional": needs prompts (unavailable on unconditional benchmarks).
+KNOWN_REQUIREMENTS = frozenset({"full_model", "train_images", "cuda", "clip_weights", "class_conditional",
+                                "unconditional_model", "text_conditional"})
 
 
 class Method:

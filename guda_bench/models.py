@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from diffusers import DDPMScheduler, UNet2DModel
+import torch
+from diffusers import DDPMScheduler, UNet2DConditionModel, UNet2DModel
 
-from guda_bench.config import ModelConfig, TrainRecipe
+from guda_bench.config import ModelConfig, TextConfig, TrainRecipe
 
 
-def build_unet(cfg: ModelConfig, num_class_embeds: int | None = None) -> UNet2DModel:
-    """The configured UNet2DModel; with num_class_embeds, a class-conditional one (labels 0..num-1)."""
+def build_unet(cfg: ModelConfig, num_class_embeds: int | None = None, text: TextConfig | None = None,
+               cross_attention_dim: int | None = None) -> UNet2DModel | UNet2DConditionModel:
+    """The configured UNet2DModel; with num_class_embeds, a class-conditional one (labels 0..num-1);
+    with `text`, a UNet2DConditionModel attending to text hidden states of width cross_attention_dim
+    (the encoder's hidden size, which may differ from text.hidden_size for a pretrained encoder)."""
+    if text is not None:
+        return UNet2DConditionModel(
+            sample_size=cfg.sample_size, in_channels=cfg.in_channels, out_channels=cfg.in_channels,
+            block_out_channels=tuple(cfg.block_out_channels), layers_per_block=cfg.layers_per_block,
+            down_block_types=tuple(cfg.down_block_types), up_block_types=tuple(cfg.up_block_types),
+            norm_num_groups=cfg.norm_num_groups, dropout=cfg.dropout,
+            cross_attention_dim=cross_attention_dim or text.hidden_size, attention_head_dim=text.attention_head_dim,
+        )
     return UNet2DModel(
         sample_size=cfg.sample_size,
         in_channels=cfg.in_channels,
@@ -34,6 +47,17 @@ def save_unet(unet: UNet2DModel, folder: Path) -> None:
     unet.save_pretrained(folder, safe_serialization=True)
 
 
-def load_unet(folder: Path, device: str = "cpu") -> UNet2DModel:
-    unet = UNet2DModel.from_pretrained(folder, use_safetensors=True, low_cpu_mem_usage=False)
+def load_unet(folder: Path, device: str = "cpu") -> UNet2DModel | UNet2DConditionModel:
+    """Either UNet class, as recorded in the folder's config.json."""
+    name = json.loads((folder / "config.json").read_text()).get("_class_name")
+    cls = UNet2DConditionModel if name == "UNet2DConditionModel" else UNet2DModel
+    unet = cls.from_pretrained(folder, use_safetensors=True, low_cpu_mem_usage=False)
     return unet.to(device).eval()
+
+
+def denoise(unet: torch.nn.Module, x: torch.Tensor, t: torch.Tensor | int, cond: torch.Tensor | None = None,
+            **kwargs: object) -> torch.Tensor:
+    """eps prediction of either UNet class: `cond` (text hidden states, one per sample) when text-conditional."""
+    if cond is None:
+        return unet(x, t, **kwargs).sample
+    return unet(x, t, encoder_hidden_states=cond, **kwargs).sample

@@ -31,12 +31,14 @@ BUILTIN_METHOD_MODULES = (
     "guda_bench.methods.instance_unlearning",
     "guda_bench.methods.trak",
     "guda_bench.methods.das",
+    "guda_bench.methods.guda_c",
 )
 BUILTIN_DATASET_MODULES = (
     "guda_bench.datasets.digits",
     "guda_bench.datasets.mnist5k",
     "guda_bench.datasets.folder",
     "guda_bench.datasets.cifar10",
+    "guda_bench.datasets.styled_digits",
 )
 
 

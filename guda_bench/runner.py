@@ -30,6 +30,7 @@ from guda_bench.errors import BenchError, Unavailable
 from guda_bench.executor import make_executor
 from guda_bench.groupings import GroupingSpec, apply_grouping, parse_grouping
 from guda_bench.method import KNOWN_REQUIREMENTS
+from guda_bench.precision import check_precision
 from guda_bench.provenance import environment
 from guda_bench.registry import DATASETS, METHODS
 from guda_bench.results import SCHEMA_VERSION, print_table, save_scores, write_run
@@ -53,6 +54,7 @@ class RunSpec:
     data_root: Path | None = None  # for adapters that read local files (--data-root)
     executor: str = "local"  # "local" or "ray" (per-group jobs fanned out over a Ray cluster)
     ray_address: str | None = None
+    precision: str = "fp32"  # "bf16": CUDA bf16 autocast (its own cache keys)
 
 
 def make_adapter(name: str, data_root: str | Path | None = None) -> Any:
@@ -158,6 +160,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
     """Build (or load) the ground truth, run the methods, write the run folder; return the results dict."""
     progress.set_enabled(not spec.quiet)
     check_device(spec.device)
+    check_precision(spec.precision, spec.device)
     adapter = make_adapter(spec.dataset, spec.data_root)
     ok, why = adapter.available()
     if not ok:
@@ -184,7 +187,8 @@ def run(spec: RunSpec) -> dict[str, Any]:
     store = Store(spec.cache, log=progress.log)
     executor = make_executor(spec.executor, spec.ray_address)
     try:
-        return _run(spec, preset, bench, Context(bench, store, seed=spec.seed, device=spec.device, executor=executor))
+        return _run(spec, preset, bench, Context(bench, store, seed=spec.seed, device=spec.device, executor=executor,
+                                                     precision=spec.precision))
     finally:
         executor.shutdown()
 
@@ -205,7 +209,7 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context) -> dict[str
             "dataset": spec.dataset, "data_root": str(spec.data_root) if spec.data_root else None,
             "preset": preset.name, "grouping": bench.grouping,
             "grouping_params": bench.grouping_params or {"name": "class"}, "seed": spec.seed,
-            "ceiling_seeds": preset.ceiling_seeds, "device": spec.device,
+            "ceiling_seeds": preset.ceiling_seeds, "device": spec.device, "precision": spec.precision,
             "n_groups": bench.n_groups, "groups": bench.group_names, "n_train": len(bench.images),
             "n_queries": len(ctx.queries), "n_test": len(test), "n_tune": len(ctx.splits["tune"]),
             "config_hash": canonical_hash(preset), "truth_hash": truth, "data_hash": ctx.data_hash,
@@ -250,6 +254,11 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context) -> dict[str
                 raise Unavailable(f"declares unknown requirements {sorted(missing)}")
             if "cuda" in method.requires and not spec.device.startswith("cuda"):
                 raise Unavailable("needs a CUDA device (run with --device cuda on a GPU machine)")
+            if "text_conditional" in method.requires and bench.text is None:
+                raise Unavailable("needs a text-to-image benchmark (prompts), e.g. --dataset styled-digits")
+            if "unconditional_model" in method.requires and bench.text is not None:
+                raise Unavailable("runs on unconditional models only (its fine-tune passes no text condition); "
+                                  "for text-to-image use guda-c")
             with time_limit(spec.method_timeout):
                 with ctx.stage() as prep:
                     method.prepare(ctx)

@@ -8,6 +8,7 @@ import torch
 from diffusers import DDPMPipeline, DDPMScheduler
 
 from guda_bench import progress
+from guda_bench.models import denoise
 from guda_bench.train import _seed_of
 
 
@@ -48,10 +49,36 @@ def sample_near(unet: torch.nn.Module, scheduler: DDPMScheduler, anchors: torch.
             x0 = anchors[[(start + i) % len(anchors) for i in range(count)]].to(device)
             noise = torch.stack([torch.randn(x0.shape[1:], generator=g, device=device) for g in gens])
             x = sched.add_noise(x0, noise, torch.tensor([steps[0]] * count))
-            with torch.no_grad():
-                for t in steps:
-                    eps = unet(x, t).sample
-                    x = sched.step(eps, t, x, generator=gens).prev_sample
-            out.append(x.clamp(-1, 1).cpu())
+            out.append(_reverse(unet, sched, x, steps, gens))
+            advance(count)
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def _reverse(unet: torch.nn.Module, sched: DDPMScheduler, x: torch.Tensor, steps: list[int],
+             gens: list[torch.Generator], cond: torch.Tensor | None = None) -> torch.Tensor:
+    """DDPM reverse steps from x at steps[0] down to 0, clamped to [-1, 1], on CPU."""
+    for t in steps:
+        eps = denoise(unet, x, t, cond)
+        x = sched.step(eps, t, x, generator=gens).prev_sample
+    return x.clamp(-1, 1).cpu()
+
+
+def sample_prompted(unet: torch.nn.Module, scheduler: DDPMScheduler, cond: torch.Tensor, shape: tuple[int, ...],
+                    seed: int, inference_steps: int, batch_size: int, device: str = "cpu") -> torch.Tensor:
+    """One DDPM sample per row of `cond` ([n, L, D] text hidden states) from a text-conditional UNet,
+    one seeded generator per query (no classifier-free guidance: the model is trained on every prompt)."""
+    sched = DDPMScheduler.from_config(scheduler.config)
+    sched.set_timesteps(inference_steps)
+    steps = [int(t) for t in sched.timesteps]
+    unet = unet.to(device).eval()
+    out = []
+    n = len(cond)
+    with progress.bar("sampling queries from prompts", n) as advance:
+        for start in range(0, n, batch_size):
+            count = min(batch_size, n - start)
+            gens = [torch.Generator(device=device).manual_seed(_seed_of(seed, 4, start + i)) for i in range(count)]
+            x = torch.stack([torch.randn(shape, generator=g, device=device) for g in gens])
+            out.append(_reverse(unet, sched, x, steps, gens, cond[start:start + count].to(device)))
             advance(count)
     return torch.cat(out)

@@ -17,13 +17,24 @@ from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel
 
 from guda_bench import progress
-from guda_bench.config import ModelConfig, TrainRecipe
-from guda_bench.models import build_scheduler, build_unet
+from guda_bench.config import ModelConfig, TextConfig, TrainRecipe
+from guda_bench.models import build_scheduler, build_unet, denoise
 
 
 def _seed_of(*parts: int) -> int:
     """A 63-bit seed from integers, stable across platforms and Python runs."""
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def optimizer_step(loss: torch.Tensor, model: torch.nn.Module, opt: torch.optim.Optimizer, grad_clip: float,
+                   lr_schedule: torch.optim.lr_scheduler.LRScheduler | None = None) -> None:
+    """Backward, clip the gradient norm, step the optimiser (and its learning-rate schedule)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    if lr_schedule is not None:
+        lr_schedule.step()
 
 
 def coupled_batches(n_total: int, keep: np.ndarray, batch_size: int, seed: int) -> Iterator[np.ndarray]:
@@ -52,7 +63,8 @@ def step_draws(step: int, seed: int, batch: int, shape: tuple[int, ...], n_times
 
 def train_model(images: torch.Tensor, keep: np.ndarray, model_cfg: ModelConfig, recipe: TrainRecipe, seed: int,
                 device: str = "cpu", label: str = "train", class_labels: np.ndarray | None = None,
-                null_label: int | None = None, label_dropout: float = 0.0) -> torch.nn.Module:
+                null_label: int | None = None, label_dropout: float = 0.0, text: TextConfig | None = None,
+                cond: torch.Tensor | None = None) -> torch.nn.Module:
     """Train a UNet2DModel on images[keep]; return the EMA weights (used for sampling and scoring).
 
     With `class_labels` (one per image) the model is class-conditional (labels 0..null_label, the last one
@@ -63,7 +75,8 @@ def train_model(images: torch.Tensor, keep: np.ndarray, model_cfg: ModelConfig, 
     if conditional and null_label is None:
         raise ValueError("a class-conditional model needs its null label")
     torch.manual_seed(_seed_of(seed, 0, 1) if conditional else _seed_of(seed, 0))  # same init within a kind
-    unet = build_unet(model_cfg, num_class_embeds=null_label + 1 if conditional else None).to(device).train()
+    unet = build_unet(model_cfg, num_class_embeds=null_label + 1 if conditional else None, text=text,
+                      cross_attention_dim=None if cond is None else cond.shape[-1]).to(device).train()
     scheduler = build_scheduler(recipe)
     abar = scheduler.alphas_cumprod.to(device)
     opt = torch.optim.AdamW(unet.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
@@ -89,13 +102,10 @@ def train_model(images: torch.Tensor, keep: np.ndarray, model_cfg: ModelConfig, 
                                      batch_labels).to(device)
             a = abar[t].sqrt()[:, None, None, None]
             s = (1 - abar[t]).sqrt()[:, None, None, None]
-            pred = unet(a * x0 + s * noise, t, class_labels=labels).sample
+            c = None if cond is None else cond[idx].to(device)
+            pred = denoise(unet, a * x0 + s * noise, t, c, class_labels=labels)
             loss = F.mse_loss(pred, noise)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(unet.parameters(), recipe.grad_clip)
-            opt.step()
-            sched.step()
+            optimizer_step(loss, unet, opt, recipe.grad_clip, sched)
             ema.step(unet.parameters())
             advance(1)
     ema.copy_to(unet.parameters())

@@ -22,7 +22,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from guda_bench import progress
 from guda_bench.config import UnlearnConfig
-from guda_bench.train import _seed_of
+from guda_bench.train import _seed_of, optimizer_step
 
 FORGET_TARGETS = ("retrack", "retrack-clipped", "reference", "none", "ascent")
 
@@ -69,6 +69,7 @@ class PairDraw(NamedTuple):
     eps_f: torch.Tensor
     sqrt_ab_f: torch.Tensor
     sigma_f: torch.Tensor
+    retain_index: torch.Tensor
 
 
 def paired_draws(retain: torch.Tensor, forget: torch.Tensor, pair_batch: int, alphas_cumprod: torch.Tensor,
@@ -87,7 +88,7 @@ def paired_draws(retain: torch.Tensor, forget: torch.Tensor, pair_batch: int, al
     x_f = forget[fi]
     xt_r = sa_r.view(-1, 1, 1, 1) * retain[ri] + sg_r.view(-1, 1, 1, 1) * eps_r
     xt_f = sa_f.view(-1, 1, 1, 1) * x_f + sg_f.view(-1, 1, 1, 1) * eps_f
-    return PairDraw(xt_r, t_r, eps_r, fi, x_f, xt_f, t_f, eps_f, sa_f, sg_f)
+    return PairDraw(xt_r, t_r, eps_r, fi, x_f, xt_f, t_f, eps_f, sa_f, sg_f, ri)
 
 
 def unlearn_group(full: torch.nn.Module, scheduler: DDPMScheduler, images: torch.Tensor, group_of: np.ndarray,
@@ -132,11 +133,7 @@ def unlearn_group(full: torch.nn.Module, scheduler: DDPMScheduler, images: torch
                         target = retrack_target(d.x_f, d.eps_f, retain[neighbours[d.forget_index]], d.sqrt_ab_f,
                                                 d.sigma_f, cap)
                     loss = loss + cfg.lambda_forget * F.mse_loss(pred_f, target.to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
+            optimizer_step(loss, student, opt, cfg.grad_clip, sched)
             advance(1)
     if teacher is not None:
         teacher.train(False)

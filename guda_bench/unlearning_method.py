@@ -18,7 +18,7 @@ class UnlearningMethod(Method):
     """score_k = ELBO(full) - ELBO(full after unlearning group k). Variants differ only in options,
     which override the preset's UnlearnConfig (forget target, steps, lr, lambda, K, ...)."""
 
-    requires = frozenset({"full_model", "train_images"})
+    requires = frozenset({"full_model", "train_images", "unconditional_model"})
 
     def __init__(self, **options: Any) -> None:
         self.options = options

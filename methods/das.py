@@ -50,7 +50,7 @@ class Das(G.GradientFeatureMethod):
 
         def build(folder: Path) -> None:
             r = G.residual_norms(ctx.full_unet, ctx.scheduler, ctx.bench.images, ids, self.timesteps, ctx.seed,
-                                 device=ctx.device)
+                                 device=ctx.device, cond=ctx.image_cond)
             np.save(folder / "residuals.npy", r)
 
         return np.load(ctx.fetch("residuals-train", spec, build).path / "residuals.npy")

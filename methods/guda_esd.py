@@ -31,7 +31,7 @@ class GudaEsd(Method):
     guidance, grad_clip, label_dropout, seed.
     """
 
-    requires = frozenset({"full_model", "train_images"})
+    requires = frozenset({"full_model", "train_images", "unconditional_model"})
 
     def __init__(self, **options: Any) -> None:
         unknown = set(options) - set(_TYPES)

@@ -39,7 +39,7 @@ class InstanceUnlearning(Method):
     Fisher's mean), max_train_per_group, aggregate (mean|sum), batch_size, seed.
     """
 
-    requires = frozenset({"full_model", "train_images"})
+    requires = frozenset({"full_model", "train_images", "unconditional_model"})
 
     def __init__(self, **options: Any) -> None:
         from guda_bench.instance_unlearn import InstanceConfig

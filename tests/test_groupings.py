@@ -38,6 +38,7 @@ def test_parse_fills_defaults_types_and_label():
     ("planted:query_t=1000", "must be in 1..999"),
     ("redundant:base=owners,n=4,pairs=3", "too few owners"),
     ("redundant:base=styles", "must be 'class' or 'owners'"),
+    ("specialists:share=1.5", "must be in \\(0, 1\\)"),
 ])
 def test_parse_rejects_bad_input_in_one_line(text, message):
     with pytest.raises(BenchError, match=message):
@@ -66,6 +67,21 @@ def test_owners_sized_spread_sizes(bench):
     x = apply_grouping(bench, parse_grouping("owners-sized:n=4,size_spread=8"))
     sizes = np.bincount(x.group_of)
     assert sizes[-1] > 3 * sizes[0]
+
+
+def test_specialists_split_each_class_into_a_pure_small_owner_and_a_generalist(bench):
+    x = apply_grouping(bench, parse_grouping("specialists:share=0.25,per_generalist=2"))
+    assert x.n_groups == 3 + 6 and len(x.images) == len(bench.images)
+    assert x.group_names[:3] == ["generalist-0", "generalist-1", "generalist-2"]
+    assert x.full_model_hash() == bench.data_hash()
+    for c in range(6):
+        held = np.bincount(x.group_of[x.labels == c], minlength=x.n_groups)
+        spec_group = x.group_names.index(f"specialist-{c}")
+        assert held[spec_group] == 3 and held[:3].max() == 9 and np.count_nonzero(held) == 2
+        assert set(x.labels[x.group_of == spec_group]) == {c}  # pure
+    assert all(len(set(x.labels[x.group_of == g])) == 2 for g in range(3))  # each generalist: two classes
+    with pytest.raises(BenchError, match="empty specialist"):
+        apply_grouping(bench, parse_grouping("specialists:share=0.01"))
 
 
 @pytest.mark.parametrize("spec, n_base, twins", [

@@ -1,0 +1,112 @@
+"""styled-digits: the embedded text-to-image benchmark (no download, CPU minutes).
+
+scikit-learn's 8x8 digits, each rendered in one of a few synthetic styles (seeded, balanced), with the
+prompt "a {digit} in {style} style". Groups are styles, as in UnlearnCanvas (SPEC §7). The model is a
+diffusers UNet2DConditionModel attending to a tiny CLIPTextModel built in code (guda_bench.text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from guda_bench.datasets.base import DatasetAdapter
+
+from guda_bench.benchmark import Benchmark
+from guda_bench.config import (
+    AnchorConfig,
+    ElboConfig,
+    ModelConfig,
+    Preset,
+    QueryConfig,
+    TextConfig,
+    TrainRecipe,
+    UnlearnConfig,
+)
+from guda_bench.registry import register_dataset
+from guda_bench.text import TextData
+
+
+def _bold(x: np.ndarray) -> np.ndarray:
+    """Strokes one pixel wider (a max with the image shifted right and down)."""
+    right = np.pad(x, ((0, 0), (0, 0), (1, 0)), constant_values=-1)[:, :, :-1]
+    down = np.pad(x, ((0, 0), (1, 0), (0, 0)), constant_values=-1)[:, :-1]
+    return np.maximum(np.maximum(x, right), down)
+
+
+STYLES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "plain": lambda x: x,
+    "bold": _bold,
+    "inverted": lambda x: -x,
+    "faint": lambda x: (x + 1) * 0.35 - 1,  # 35% ink
+}
+
+_COND = ModelConfig(block_out_channels=(32, 64), norm_num_groups=8,
+                    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"))
+
+SMOKE = Preset(
+    name="smoke",
+    model=ModelConfig(block_out_channels=(16, 32), norm_num_groups=8, down_block_types=_COND.down_block_types,
+                      up_block_types=_COND.up_block_types),
+    recipe=TrainRecipe(steps=120, batch_size=64, lr=2e-3, warmup_steps=20, ema_decay=0.98),
+    elbo=ElboConfig(t_start=10, t_stop=1000, t_stride=100),
+    queries=QueryConfig(n_queries=18, inference_steps=50, batch_size=18),
+    text=TextConfig(hidden_size=16, layers=1, heads=2, max_length=8, attention_head_dim=4),
+    anchor=AnchorConfig(steps=8, pair_batch=16),
+    unlearn=UnlearnConfig(steps=8, pair_batch=16),
+    groups=(0, 1, 2),  # styles kept
+    per_group_limit=30,  # images per style
+    n_boot=200,
+    method_options={"trak": {"proj_dim": 128}, "d-trak": {"proj_dim": 128}, "das": {"proj_dim": 128}},
+)
+
+DEFAULT = Preset(
+    name="default",
+    model=_COND,
+    recipe=TrainRecipe(steps=800, batch_size=64, lr=2e-3, warmup_steps=50, ema_decay=0.995),
+    elbo=ElboConfig(t_start=110, t_stop=700, t_stride=60, weighting="eps"),  # the digits default's grid
+    queries=QueryConfig(n_queries=200, inference_steps=250, batch_size=200),  # 5 per (style, digit)
+    text=TextConfig(hidden_size=32, layers=2, heads=2, max_length=8, attention_head_dim=4),
+    anchor=AnchorConfig(steps=20, pair_batch=32, lr=3e-4),
+    unlearn=UnlearnConfig(steps=20, pair_batch=32, lr=3e-4),
+    method_options={"trak": {"proj_dim": 512}, "d-trak": {"proj_dim": 512}, "das": {"proj_dim": 512}},
+)
+
+
+@register_dataset("styled-digits",
+                  description="text-to-image: 8x8 digits in 4 synthetic styles, prompts 'a 3 in bold style', "
+                              "style groups (embedded, tiny CLIP text encoder built in code)")
+class StyledDigits(DatasetAdapter):
+    presets = {"smoke": SMOKE, "default": DEFAULT}
+    style_seed = 0
+
+    def load(self, preset: Preset) -> Benchmark:
+        from sklearn.datasets import load_digits
+
+        data = load_digits()
+        images = data.images.astype(np.float32) / 8.0 - 1.0
+        digits = data.target.astype(np.int64)
+        names = list(STYLES)
+        rng = np.random.default_rng(self.style_seed)
+        style = np.empty(len(images), dtype=np.int64)
+        style[rng.permutation(len(images))] = np.arange(len(images)) % len(names)  # balanced, seeded
+        kept_styles = list(preset.groups) if preset.groups is not None else list(range(len(names)))
+        keep = []
+        for s in kept_styles:
+            idx = np.flatnonzero(style == s)
+            if preset.per_group_limit:  # the smoke preset: a few digits per style
+                idx = idx[np.isin(digits[idx], (0, 1, 7))][: preset.per_group_limit]
+            keep.append(idx)
+        order = np.sort(np.concatenate(keep))
+        group_of = np.searchsorted(np.asarray(kept_styles), style[order])
+        rendered = np.empty_like(images[order])
+        for i, j in enumerate(order):
+            rendered[i] = STYLES[names[style[j]]](images[j][None])[0]
+        contents = sorted(set(digits[order].tolist()))
+        text = TextData(contents=[str(d) for d in contents], styles=[names[s] for s in kept_styles],
+                        content_of=np.searchsorted(np.asarray(contents), digits[order]), style_of=group_of.copy())
+        return Benchmark(dataset="styled-digits", grouping="class", images=torch.from_numpy(rendered[:, None]),
+                         labels=group_of.copy(), group_of=group_of, group_names=text.styles, preset=preset,
+                         text=text)

@@ -1,0 +1,129 @@
+"""Text-to-image path: prompts, the tiny text stack, conditional training/ELBO/sampling, GUDA-C, and a real
+end-to-end run on the embedded styled-digits benchmark."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from diffusers import UNet2DConditionModel
+
+from guda_bench.anchor_unlearn import anchor_distribution
+from guda_bench.cli import main
+from guda_bench.config import AnchorConfig, ElboConfig, TextConfig
+from guda_bench.elbo import ElboScorer
+from guda_bench.errors import BenchError
+from guda_bench.models import build_scheduler, load_unet
+from guda_bench.registry import DATASETS
+from guda_bench.text import TextData, TextStack
+
+
+@pytest.fixture
+def text() -> TextData:
+    return TextData(contents=["0", "1", "7"], styles=["plain", "bold", "inverted"],
+                    content_of=np.array([0, 1, 2, 0]), style_of=np.array([0, 0, 1, 2]))
+
+
+def test_prompt_indices_name_the_right_prompts(text):
+    prompts = text.all_prompts()
+    assert prompts[text.prompt_index(2, 1)] == "a 7 in bold style"
+    assert prompts[text.no_style_index(1)] == "a 1"
+    assert prompts[text.style_description_index(2)] == "inverted style"
+    content, style = text.query_pairs(11)
+    assert [prompts[i] for i in text.prompt_index(content, style)][:2] == ["a 0 in plain style", "a 1 in plain style"]
+    assert (content[9], style[9]) == (0, 0)  # the 3 x 3 grid repeats
+
+
+def test_tiny_text_stack_is_seeded_and_tells_prompts_apart(text):
+    a = TextStack.tiny(text.words(), TextConfig(hidden_size=16, layers=1))
+    b = TextStack.tiny(text.words(), TextConfig(hidden_size=16, layers=1))
+    ha, pa = a.encode(text.all_prompts())
+    hb, _ = b.encode(text.all_prompts())
+    assert ha.shape == (len(text.all_prompts()), 8, 16) and torch.equal(ha, hb)
+    assert torch.cdist(pa, pa).add(torch.eye(len(pa))).min() > 1e-3  # every prompt pools differently
+    with pytest.raises(BenchError, match="outside the tiny text encoder's vocabulary"):
+        a.encode(["a 9 in bold style"])
+
+
+def test_pretrained_text_stack_needs_a_pipeline_folder(tmp_path):
+    with pytest.raises(BenchError, match="missing tokenizer/, text_encoder/"):
+        TextStack.pretrained(tmp_path)
+
+
+def test_anchor_distribution_follows_spec():
+    protos = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-1.0, 0.0]])
+    cfg = AnchorConfig(beta=2.0, eta=0.3)
+    pi = anchor_distribution(protos, 0, cfg)
+    assert pi[0] == 0 and pi.sum() == pytest.approx(1.0)
+    assert pi[1] > pi[2] > pi[3] >= 0.3 / 3  # closer style prototypes are likelier; eta keeps a uniform floor
+    cos = np.array([0.9 / np.hypot(0.9, 0.1), 0.0, -1.0])
+    soft = np.exp(2 * cos) / np.exp(2 * cos).sum()
+    np.testing.assert_allclose(pi[1:], 0.7 * soft + 0.1)
+    uniform = anchor_distribution(protos, 0, AnchorConfig(anchors="uniform"))
+    np.testing.assert_allclose(uniform, [0, 1 / 3, 1 / 3, 1 / 3])
+
+
+def test_styled_digits_renders_balanced_styles_with_prompts():
+    adapter = DATASETS.entry("styled-digits").create({})
+    bench = adapter.load(adapter.preset("default"))
+    assert bench.group_names == ["plain", "bold", "inverted", "faint"] and len(bench.images) == 1797
+    sizes = np.bincount(bench.group_of)
+    assert sizes.max() - sizes.min() <= 1
+    inverted = bench.images[bench.group_of == 2]
+    assert inverted.amax() > 0.9 and (inverted.flatten(1).mean(1) > 0).all()  # white page, dark ink
+    faint = bench.images[bench.group_of == 3]
+    assert faint.amax() <= -1 + 2 * 0.35 + 1e-6
+    assert bench.text is not None and (bench.text.style_of == bench.group_of).all()
+    assert bench.data_hash() != replace(bench, text=None).data_hash()  # the prompts are part of every key
+
+
+def test_conditional_elbo_depends_on_the_prompt(text):
+    from guda_bench.datasets.styled_digits import SMOKE
+
+    from guda_bench.models import build_unet
+
+    torch.manual_seed(0)
+    stack = TextStack.tiny(text.words(), SMOKE.text)
+    hidden, _ = stack.encode(text.all_prompts())
+    unet = build_unet(SMOKE.model, text=SMOKE.text)
+    queries = torch.rand(2, 1, 8, 8) * 2 - 1
+    sched = build_scheduler(SMOKE.recipe)
+    cfg = ElboConfig(t_start=100, t_stop=1000, t_stride=300)
+    a = ElboScorer(sched, cfg, queries, ["q0", "q1"], query_cond=hidden[[0, 0]]).terms(unet)
+    b = ElboScorer(sched, cfg, queries, ["q0", "q1"], query_cond=hidden[[0, 4]]).terms(unet)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert not np.allclose(a[1], b[1])
+
+
+def test_styled_digits_smoke_runs_guda_c_and_the_baselines_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.setenv("GUDA_BENCH_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    assert main(["run", "--dataset", "styled-digits", "--preset", "smoke", "--method",
+                 "logo,guda-c,guda-c-nostyle,pixel-cosine,d-trak,random,guda", "--out", str(out), "--quiet"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    rows = {r["method"]: r for r in res["rows"]}
+    for m in ("logo", "guda-c", "guda-c-nostyle", "pixel-cosine", "d-trak", "random"):
+        assert rows[m]["status"] == "ok", rows[m].get("reason")
+    assert rows["logo"]["metrics"]["top1"]["mean"] == 1.0
+    assert rows["guda-c"]["settings"]["anchors"] == "clip"
+    assert rows["guda-c-nostyle"]["settings"]["anchors"] == "no-style"
+    assert rows["guda"]["status"] == "unavailable" and "unconditional models only" in rows["guda"]["reason"]
+    assert res["run"]["groups"] == ["plain", "bold", "inverted"]
+    full = next((tmp_path / "cache" / "model").glob("*/config.json")).parent
+    assert isinstance(load_unet(full), UNet2DConditionModel)
+    # the GUDA-C scores are an ELBO difference of real unlearned models: not all equal, finite
+    scores = np.load(out / "scores" / "guda-c.npy")
+    assert np.isfinite(scores).all() and scores.std() > 0
+
+
+def test_guda_c_is_unavailable_on_an_unconditional_benchmark(tmp_path, monkeypatch):
+    monkeypatch.setenv("GUDA_BENCH_CACHE", str(tmp_path / "cache"))
+    from tests.tiny_dataset import register
+
+    register()
+    out = tmp_path / "run"
+    assert main(["run", "--dataset", "tiny-test", "--preset", "tiny", "--method", "random,guda-c", "--out", str(out),
+                 "--quiet"]) == 0
+    rows = {r["method"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
+    assert rows["guda-c"]["status"] == "unavailable" and "text-to-image" in rows["guda-c"]["reason"]
