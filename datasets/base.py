@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
+import torch
+
 from guda_bench.benchmark import Benchmark
 from guda_bench.config import Preset
 from guda_bench.errors import BenchError
@@ -30,6 +33,48 @@ class DatasetAdapter:
     def load(self, preset: Preset) -> Benchmark:
         """The class-grouped benchmark; the core applies any other grouping (guda_bench.groupings)."""
         raise NotImplementedError
+
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Every image file under `folder` (recursively), sorted."""
+    return sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+
+
+class ImageReader:
+    """Reads images with Pillow, resized to size x size, as float32 [C, H, W] in 0..255; remembers one file
+    per channel count so that mixed grey/colour data fails in one line naming both files."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.example_of: dict[int, Path] = {}
+
+    def read(self, path: Path) -> np.ndarray:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as im:
+                im.load()
+                mode = "L" if im.mode in ("L", "LA", "1", "I", "I;16", "F") else "RGB"
+                arr = np.asarray(im.convert(mode).resize((self.size, self.size), Image.BICUBIC), dtype=np.float32)
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise BenchError(f"cannot read image {path}: {exc}") from None
+        self.example_of.setdefault(1 if arr.ndim == 2 else 3, path)
+        return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+    def channels(self) -> int:
+        """The one channel count seen, or a one-line error naming a grey and a colour file."""
+        if len(self.example_of) > 1:
+            raise BenchError(f"mixed channel counts: {self.example_of[1]} is greyscale but {self.example_of[3]} is "
+                             "colour (convert the folder to one mode)")
+        return next(iter(self.example_of))
+
+
+def to_unit_range(images: list[np.ndarray]) -> torch.Tensor:
+    """0..255 arrays -> one [N, C, H, W] tensor in [-1, 1]."""
+    return (torch.from_numpy(np.stack(images)) / 127.5 - 1.0).clamp(-1, 1)
 
 
 class LocalDataAdapter(DatasetAdapter):

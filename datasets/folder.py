@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-import torch
-from guda_bench.datasets.base import LocalDataAdapter
+from guda_bench.datasets.base import IMAGE_SUFFIXES, ImageReader, LocalDataAdapter, image_files, to_unit_range
 
 from guda_bench.benchmark import Benchmark
 from guda_bench.config import ElboConfig, ModelConfig, Preset, QueryConfig, TrainRecipe, UnlearnConfig
@@ -21,7 +20,6 @@ from guda_bench.errors import BenchError
 from guda_bench.registry import register_dataset
 
 ENV_ROOT = "GUDA_BENCH_FOLDER"
-SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 # 16x16 images, the digits recipe scaled up one step; a starting point, not a tuned benchmark
 DEFAULT = Preset(
@@ -58,8 +56,6 @@ class ImageFolder(LocalDataAdapter):
         return True, ""
 
     def load(self, preset: Preset) -> Benchmark:
-        from PIL import Image, UnidentifiedImageError
-
         ok, why = self.available()
         if not ok:
             raise BenchError(f"dataset 'folder': {why}")
@@ -67,29 +63,17 @@ class ImageFolder(LocalDataAdapter):
         if len(groups) < 2:
             raise BenchError(f"{self.root} holds {len(groups)} group folder(s); attribution needs at least two "
                              "(layout: ROOT/<group name>/<images>)")
-        size = preset.model.sample_size
-        images, group_of, channels = [], [], {}
+        reader = ImageReader(preset.model.sample_size)
+        images, group_of = [], []
         for k, folder in enumerate(groups):
-            files = sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in SUFFIXES)
+            files = image_files(folder)
             if not files:
-                raise BenchError(f"group {folder.name!r} ({folder}) holds no images ({', '.join(sorted(SUFFIXES))})")
-            for f in files:
-                try:
-                    with Image.open(f) as im:
-                        im.load()
-                        mode = "L" if im.mode in ("L", "LA", "1", "I", "I;16", "F") else "RGB"
-                        arr = np.asarray(im.convert(mode).resize((size, size), Image.BICUBIC), dtype=np.float32)
-                except (UnidentifiedImageError, OSError, ValueError) as exc:
-                    raise BenchError(f"cannot read image {f}: {exc}") from None
-                channels.setdefault(1 if arr.ndim == 2 else 3, f)
-                images.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
-                group_of.append(k)
-        if len(channels) > 1:
-            raise BenchError(f"mixed channel counts: {channels[1]} is greyscale but {channels[3]} is colour "
-                             "(convert the folder to one mode)")
+                raise BenchError(f"group {folder.name!r} ({folder}) holds no images "
+                                 f"({', '.join(sorted(IMAGE_SUFFIXES))})")
+            images.extend(reader.read(f) for f in files)
+            group_of.extend([k] * len(files))
         # the model's channels follow the data (grey or colour); recorded in the preset, hence in every key
-        preset = replace(preset, model=replace(preset.model, in_channels=next(iter(channels))))
-        x = torch.from_numpy(np.stack(images)) / 127.5 - 1.0
+        preset = replace(preset, model=replace(preset.model, in_channels=reader.channels()))
         labels = np.asarray(group_of, dtype=np.int64)
-        return Benchmark(dataset="folder", grouping="class", images=x.clamp(-1, 1), labels=labels,
+        return Benchmark(dataset="folder", grouping="class", images=to_unit_range(images), labels=labels,
                          group_of=labels.copy(), group_names=[g.name for g in groups], preset=preset)

@@ -59,7 +59,8 @@ SMOKE = Preset(
     groups=(0, 1, 2),  # styles kept
     per_group_limit=30,  # images per style
     n_boot=200,
-    method_options={"trak": {"proj_dim": 128}, "d-trak": {"proj_dim": 128}, "das": {"proj_dim": 128}},
+    method_options={"trak": {"proj_dim": 128}, "d-trak": {"proj_dim": 128}, "das": {"proj_dim": 128},
+                    "instance-unlearning": {"max_train_per_group": 5, "n_timesteps": 5, "fisher_samples": 90}},
 )
 
 DEFAULT = Preset(
@@ -71,7 +72,8 @@ DEFAULT = Preset(
     text=TextConfig(hidden_size=32, layers=2, heads=2, max_length=8, attention_head_dim=4),
     anchor=AnchorConfig(steps=20, pair_batch=32, lr=3e-4),
     unlearn=UnlearnConfig(steps=20, pair_batch=32, lr=3e-4),
-    method_options={"trak": {"proj_dim": 512}, "d-trak": {"proj_dim": 512}, "das": {"proj_dim": 512}},
+    method_options={"trak": {"proj_dim": 512}, "d-trak": {"proj_dim": 512}, "das": {"proj_dim": 512},
+                    "instance-unlearning": {"max_train_per_group": 8, "n_timesteps": 10, "fisher_samples": 1024}},
 )
 
 

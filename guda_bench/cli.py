@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="bf16: CUDA bf16 autocast for training, unlearning and ELBO passes (needs --device cuda)")
     run.add_argument("--executor", default="local", choices=["local", "ray"],
                      help="where per-group jobs (LOGO trainings, unlearning runs) run: here, or on a Ray cluster")
+    run.add_argument("--threads", type=positive_int, default=None,
+                     help="torch CPU threads (here and in every Ray task); model bytes depend on it "
+                          "(default: torch's own choice)")
     run.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local instance)")
     run.add_argument("--method-timeout", type=positive_float, default=None,
                      help="seconds a method may take (prepare + score) before its row is marked failed")
@@ -141,6 +144,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from guda_bench.runner import RunSpec, run
 
     cache = cache_dir(args.cache)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     spec = RunSpec(methods=resolve_methods(args.method), dataset=args.dataset, preset=args.preset,
                    grouping=args.grouping, out=args.out, cache=cache, seed=args.seed,
                    ceiling_seeds=args.ceiling_seeds, device=args.device, quiet=args.quiet,

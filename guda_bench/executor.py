@@ -31,12 +31,17 @@ class LocalExecutor:
 
 
 class RayExecutor:
-    """One Ray task per job (1 CPU each, so torch uses one thread per task)."""
+    """One Ray task per job. Each task reserves as many CPUs as the driver's torch uses threads and runs
+    torch with that many threads: float reduction order depends on the thread count, so this is what
+    makes a Ray-built model byte-identical to a locally built one (`--threads 1` gives the most tasks)."""
 
     name = "ray"
     parallel = True
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None) -> None:
+    def __init__(self, address: str | None = None, num_cpus: int | None = None, threads: int | None = None) -> None:
+        import torch
+
+        self.threads = threads or torch.get_num_threads()
         try:
             import ray
         except ImportError:
@@ -51,9 +56,9 @@ class RayExecutor:
                 raise BenchError(f"cannot reach the Ray cluster at {address!r}: {exc}") from None
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-        task = self._ray.remote(num_cpus=1, max_retries=3)(_apply)
+        task = self._ray.remote(num_cpus=self.threads, max_retries=3)(_apply)
         fn_ref = self._ray.put(fn)  # the job's data (e.g. the training images) goes to the object store once
-        return self._ray.get([task.remote(fn_ref, i) for i in items])
+        return self._ray.get([task.remote(fn_ref, i, self.threads) for i in items])
 
     def shutdown(self) -> None:
         if self._owns:
@@ -71,19 +76,19 @@ def make_executor(name: str, address: str | None = None) -> LocalExecutor | RayE
 
 
 # ---- jobs (top-level functions: they travel to the workers) -----------------------------------------
-def _apply(fn: Callable[[Any], Any], item: Any) -> Any:
+def _apply(fn: Callable[[Any], Any], item: Any, threads: int = 1) -> Any:
+    import torch
+
+    torch.set_num_threads(threads)
     return fn(item)
 
 
 def _worker_context(bench: Any, cache: Path, run_seed: int, device: str, precision: str):
-    import torch
-
     from guda_bench import progress
     from guda_bench.context import Context
     from guda_bench.store import Store
 
     progress.set_enabled(False)
-    torch.set_num_threads(1)
     return Context(bench, Store(cache), seed=run_seed, device=device, precision=precision)
 
 

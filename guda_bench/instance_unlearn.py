@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from guda_bench import progress
 from guda_bench.elbo import keyed_noise
+from guda_bench.models import denoise
 from guda_bench.train import _seed_of
 
 NOISE_TAG_TRAIN = 11  # stream of the training images' evaluation noise
@@ -63,8 +64,10 @@ def _noisy(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, abar: torch.T
 
 @torch.no_grad()
 def per_image_losses(unet: torch.nn.Module, x0: torch.Tensor, noise: torch.Tensor, timesteps: Sequence[int],
-                     abar: torch.Tensor, batch_size: int = 2048, device: str = "cpu") -> np.ndarray:
-    """[n] eps-MSE of each image, averaged over the timestep grid (noise: [n, n_t, C, H, W]), float64."""
+                     abar: torch.Tensor, batch_size: int = 2048, device: str = "cpu",
+                     cond: torch.Tensor | None = None) -> np.ndarray:
+    """[n] eps-MSE of each image, averaged over the timestep grid (noise: [n, n_t, C, H, W]), float64.
+    cond: [n, L, D] text hidden states of each image's prompt (text-to-image models)."""
     n, nt = noise.shape[:2]
     ii, jj = np.divmod(np.arange(n * nt), nt)
     t_all = torch.as_tensor(list(timesteps), dtype=torch.long)
@@ -74,29 +77,46 @@ def per_image_losses(unet: torch.nn.Module, x0: torch.Tensor, noise: torch.Tenso
         j = torch.from_numpy(jj[start:start + batch_size])
         t = t_all[j]
         eps = noise[i, j]
-        pred = unet(_noisy(x0[i], eps, t, abar).to(device), t.to(device)).sample.float().cpu()
+        c = None if cond is None else cond[i].to(device)
+        pred = denoise(unet, _noisy(x0[i], eps, t, abar).to(device), t.to(device), c).float().cpu()
         out[start:start + batch_size] = (pred - eps).pow(2).flatten(1).mean(1).double().numpy()
     return out.reshape(n, nt).mean(1)
 
 
 def query_loss(unet: torch.nn.Module, x_q: torch.Tensor, noise: torch.Tensor, timesteps: Sequence[int],
-               abar: torch.Tensor, device: str = "cpu") -> torch.Tensor:
-    """Differentiable eps-MSE of one image x_q [C, H, W] over the grid (noise: [n_t, C, H, W])."""
+               abar: torch.Tensor, device: str = "cpu", cond: torch.Tensor | None = None) -> torch.Tensor:
+    """Differentiable eps-MSE of one image x_q [C, H, W] over the grid (noise: [n_t, C, H, W]);
+    cond: its prompt's [L, D] text hidden states (text-to-image models)."""
     t = torch.as_tensor(list(timesteps), dtype=torch.long)
     xt = _noisy(x_q.expand_as(noise), noise, t, abar)
-    return F.mse_loss(unet(xt.to(device), t.to(device)).sample, noise.to(device))
+    c = None if cond is None else cond[None].expand(len(t), *cond.shape).to(device)
+    return F.mse_loss(denoise(unet, xt.to(device), t.to(device), c), noise.to(device))
+
+
+def cross_attention_kv(unet: torch.nn.Module) -> list[str] | None:
+    """Names of the cross-attention key/value weights (the reference's unlearned parameters for text-to-image
+    models), or None for a model without cross-attention (then every weight is unlearned)."""
+    names = [n for n, _ in unet.named_parameters() if ".attn2.to_k." in n or ".attn2.to_v." in n]
+    return names or None
+
+
+def _selected(unet: torch.nn.Module, names: list[str] | None) -> dict[str, torch.nn.Parameter]:
+    params = dict(unet.named_parameters())
+    return params if names is None else {n: params[n] for n in names}
 
 
 def diagonal_fisher(unet: torch.nn.Module, images: torch.Tensor, abar: torch.Tensor, n_samples: int, seed: int,
-                    device: str = "cpu", label: str = "Fisher") -> dict[str, torch.Tensor]:
+                    device: str = "cpu", label: str = "Fisher", cond: torch.Tensor | None = None,
+                    names: list[str] | None = None) -> dict[str, torch.Tensor]:
     """Diagonal empirical Fisher of the training loss: mean over per-sample eps-MSE gradients squared.
 
-    One sample per image of a seeded subset of min(n_samples, N) images, each with a seeded t and noise.
+    One sample per image of a seeded subset of min(n_samples, N) images, each with a seeded t and noise
+    (and its prompt's condition `cond[i]`), over the parameters `names` (all with None).
     """
     n = min(int(n_samples), len(images))
     rng = np.random.default_rng(_seed_of(seed, FISHER_TAG))
     idx = np.sort(rng.choice(len(images), size=n, replace=False))
-    params = dict(unet.named_parameters())
+    params = _selected(unet, names)
     fisher = {name: torch.zeros_like(p, device="cpu") for name, p in params.items()}
     shape = tuple(images.shape[1:])
     was_training = unet.training
@@ -107,7 +127,8 @@ def diagonal_fisher(unet: torch.nn.Module, images: torch.Tensor, abar: torch.Ten
             t = torch.randint(0, len(abar), (1,), generator=g)
             eps = torch.randn((1, *shape), generator=g)
             xt = _noisy(images[int(i)][None], eps, t, abar)
-            loss = F.mse_loss(unet(xt.to(device), t.to(device)).sample, eps.to(device))
+            c = None if cond is None else cond[int(i)][None].to(device)
+            loss = F.mse_loss(denoise(unet, xt.to(device), t.to(device), c), eps.to(device))
             grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
             for name, gr in zip(params, grads, strict=True):
                 if gr is not None:
@@ -139,11 +160,12 @@ def fisher_step(unet: torch.nn.Module, grads: dict[str, torch.Tensor], fisher: d
 
 def unlearn_query(unet: torch.nn.Module, x_q: torch.Tensor, noise: torch.Tensor, timesteps: Sequence[int],
                   abar: torch.Tensor, fisher: dict[str, torch.Tensor], lr: float, steps: int, n_train: int,
-                  device: str = "cpu") -> None:
-    """`steps` Fisher-preconditioned ascent steps on the query's eps-MSE, in place on `unet` (all weights)."""
-    params = dict(unet.named_parameters())
+                  device: str = "cpu", cond: torch.Tensor | None = None) -> None:
+    """`steps` Fisher-preconditioned ascent steps on the query's eps-MSE, in place on `unet`, over the
+    parameters the Fisher covers (all weights, or the cross-attention K/V of a text-to-image model)."""
+    params = _selected(unet, list(fisher))
     for _ in range(steps):
-        loss = query_loss(unet, x_q, noise, timesteps, abar, device)
+        loss = query_loss(unet, x_q, noise, timesteps, abar, device, cond)
         grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
         fisher_step(unet, {n: g for n, g in zip(params, grads, strict=True) if g is not None}, fisher, lr, n_train)
 

@@ -39,7 +39,7 @@ class InstanceUnlearning(Method):
     Fisher's mean), max_train_per_group, aggregate (mean|sum), batch_size, seed.
     """
 
-    requires = frozenset({"full_model", "train_images", "unconditional_model"})
+    requires = frozenset({"full_model", "train_images"})
 
     def __init__(self, **options: Any) -> None:
         from guda_bench.instance_unlearn import InstanceConfig
@@ -52,7 +52,10 @@ class InstanceUnlearning(Method):
             raise TypeError(f"aggregate must be 'mean' or 'sum', not {self.cfg.aggregate!r}")
 
     def _base_spec(self, ctx: Context) -> dict:
-        return {"full": ctx.full.key, "data": ctx.data_hash, "seed": self.cfg.seed + ctx.seed}
+        spec = {"full": ctx.full.key, "data": ctx.data_hash, "seed": self.cfg.seed + ctx.seed}
+        if ctx.image_cond is not None:  # text-to-image: the reference unlearns the cross-attention K/V only
+            spec["weights"] = "cross-attention-kv"
+        return spec
 
     def prepare(self, ctx: Context) -> None:
         from safetensors.torch import load_file, save_file
@@ -63,10 +66,12 @@ class InstanceUnlearning(Method):
         self._abar = ctx.scheduler.alphas_cumprod.float()
         self._timesteps = iu.grid_timesteps(cfg.n_timesteps, ctx.scheduler.config.num_train_timesteps)
         self._eval = iu.subsample_per_group(ctx.bench.group_of, ctx.bench.n_groups, cfg.max_train_per_group, seed)
+        self._kv_only = ctx.image_cond is not None
 
         def build_fisher(folder: Path) -> None:
+            names = iu.cross_attention_kv(ctx.full_unet) if self._kv_only else None
             f = iu.diagonal_fisher(ctx.full_unet, ctx.bench.images, self._abar, cfg.fisher_samples, seed,
-                                   ctx.device, "Fisher (instance unlearning)")
+                                   ctx.device, "Fisher (instance unlearning)", ctx.image_cond, names)
             save_file({k: v.contiguous() for k, v in f.items()}, str(folder / "fisher.safetensors"))
 
         art = ctx.fetch("instance-fisher", {**self._base_spec(ctx), "fisher_samples": cfg.fisher_samples},
@@ -78,10 +83,13 @@ class InstanceUnlearning(Method):
         def build_before(folder: Path) -> None:
             np.save(folder / "before.npy", iu.per_image_losses(ctx.full_unet, ctx.bench.images[self._eval],
                                                                 self._noise(ctx), self._timesteps, self._abar,
-                                                                cfg.batch_size, ctx.device))
+                                                                cfg.batch_size, ctx.device, self._eval_cond(ctx)))
 
         art = ctx.fetch("instance-before", self._before_spec, build_before)
         self._before = np.load(art.path / "before.npy")
+
+    def _eval_cond(self, ctx: Context):
+        return None if ctx.image_cond is None else ctx.image_cond[self._eval]
 
     def _noise(self, ctx: Context):
         from guda_bench import instance_unlearn as iu
@@ -110,10 +118,11 @@ class InstanceUnlearning(Method):
             with progress.bar("instance unlearning (per query)", len(ctx.queries)) as advance:
                 for q in range(len(ctx.queries)):
                     unet.load_state_dict(original)
+                    q_cond = None if ctx.query_cond is None else ctx.query_cond[q]
                     iu.unlearn_query(unet, ctx.queries[q].float(), q_noise[q], self._timesteps, self._abar,
-                                     self._fisher, cfg.lr, cfg.steps, len(ctx.bench.images), ctx.device)
+                                     self._fisher, cfg.lr, cfg.steps, len(ctx.bench.images), ctx.device, q_cond)
                     after[q] = iu.per_image_losses(unet, x_eval, noise, self._timesteps, self._abar,
-                                                   cfg.batch_size, ctx.device)
+                                                   cfg.batch_size, ctx.device, self._eval_cond(ctx))
                     advance(1)
             np.save(folder / "after.npy", after)
 
@@ -123,7 +132,9 @@ class InstanceUnlearning(Method):
         return iu.aggregate_groups(diff, ctx.bench.group_of[self._eval], ctx.bench.n_groups, cfg.aggregate)
 
     def describe_settings(self) -> dict:
-        return {**asdict(self.cfg), "unlearned_weights": "all (unconditional model; reference: cross-attn K/V)",
+        weights = ("cross-attention K/V (as the reference, text-to-image)" if getattr(self, "_kv_only", False)
+                   else "all (unconditional model; reference: cross-attn K/V)")
+        return {**asdict(self.cfg), "unlearned_weights": weights,
                 "fisher_damping": "relative to mean(F)",
                 "train_images_scored": "all" if self.cfg.max_train_per_group is None
                 else f"<= {self.cfg.max_train_per_group} per group (seeded subsample)"}

@@ -14,11 +14,21 @@ TIMING = list(results.TIMING)
 ray = pytest.importorskip("ray")
 
 
-def test_ray_executor_matches_local_executor(tmp_path, monkeypatch):
+@pytest.fixture
+def keep_torch_threads():
+    import torch
+
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+def test_ray_executor_matches_local_executor(tmp_path, monkeypatch, keep_torch_threads):
     register()
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    # one torch thread here and in every task (two tasks at a time on 2 CPUs): same float reduction order
     base = ["run", "--dataset", NAME, "--preset", "tiny", "--method", "logo,guda,pixel-nn", "--quiet",
-            "--ceiling-seeds", "2"]
+            "--ceiling-seeds", "2", "--threads", "1"]
     assert main([*base, "--out", str(tmp_path / "local"), "--cache", str(tmp_path / "c1")]) == 0
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
@@ -35,6 +45,10 @@ def test_ray_executor_matches_local_executor(tmp_path, monkeypatch):
     res = json.loads((tmp_path / "ray" / "results.json").read_text())
     assert len(models) == 1 + 2 * 3  # full model + 2 LOGO studies x 3 groups, built by the workers
     assert res["truth"]["cost_s"] > 0
+    # same keys, and byte-identical weights: Ray tasks run torch with the driver's thread count
+    for key in models:
+        local = (tmp_path / "c1" / "model" / key / "diffusion_pytorch_model.safetensors").read_bytes()
+        assert (tmp_path / "c2" / "model" / key / "diffusion_pytorch_model.safetensors").read_bytes() == local
 
 
 def test_ray_address_without_ray_executor_is_one_line(tmp_path, capsys):

@@ -100,14 +100,16 @@ def test_styled_digits_smoke_runs_guda_c_and_the_baselines_end_to_end(tmp_path, 
     monkeypatch.setenv("GUDA_BENCH_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
     assert main(["run", "--dataset", "styled-digits", "--preset", "smoke", "--method",
-                 "logo,guda-c,guda-c-nostyle,pixel-cosine,d-trak,random,guda", "--out", str(out), "--quiet"]) == 0
+                 "logo,guda-c,guda-c-nostyle,pixel-cosine,d-trak,instance-unlearning,random,guda", "--out", str(out),
+                 "--quiet"]) == 0
     res = json.loads((out / "results.json").read_text())
     rows = {r["method"]: r for r in res["rows"]}
-    for m in ("logo", "guda-c", "guda-c-nostyle", "pixel-cosine", "d-trak", "random"):
+    for m in ("logo", "guda-c", "guda-c-nostyle", "pixel-cosine", "d-trak", "instance-unlearning", "random"):
         assert rows[m]["status"] == "ok", rows[m].get("reason")
     assert rows["logo"]["metrics"]["top1"]["mean"] == 1.0
     assert rows["guda-c"]["settings"]["anchors"] == "clip"
     assert rows["guda-c-nostyle"]["settings"]["anchors"] == "no-style"
+    assert rows["instance-unlearning"]["settings"]["unlearned_weights"].startswith("cross-attention K/V")
     assert rows["guda"]["status"] == "unavailable" and "unconditional models only" in rows["guda"]["reason"]
     assert res["run"]["groups"] == ["plain", "bold", "inverted"]
     full = next((tmp_path / "cache" / "model").glob("*/config.json")).parent
@@ -127,3 +129,62 @@ def test_guda_c_is_unavailable_on_an_unconditional_benchmark(tmp_path, monkeypat
                  "--quiet"]) == 0
     rows = {r["method"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
     assert rows["guda-c"]["status"] == "unavailable" and "text-to-image" in rows["guda-c"]["reason"]
+
+
+def _canvas(root, styles=("Van_Gogh", "Ukiyoe", "Pixel_Art"), objects=("Dogs", "Cats"), n=2, skip=None):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for s in styles:
+        for o in objects:
+            if (s, o) == skip:
+                continue
+            (root / s / o).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(root / s / o / f"{i}.jpg")
+
+
+def test_unlearncanvas_reads_style_object_folders(tmp_path):
+    from guda_bench.runner import make_adapter
+
+    _canvas(tmp_path)
+    bench = make_adapter("unlearncanvas", tmp_path).load(DATASETS.entry("unlearncanvas").cls.presets["smoke"])
+    assert bench.group_names == ["Pixel_Art", "Ukiyoe", "Van_Gogh"] and bench.images.shape == (12, 3, 16, 16)
+    assert bench.text.prompt(1, 2) == "a Dogs in Van Gogh style"
+    assert np.bincount(bench.group_of).tolist() == [4, 4, 4]
+
+
+@pytest.mark.parametrize("skip, message", [(("Ukiyoe", "Cats"), "style 'Ukiyoe' has no images of object 'Cats'")])
+def test_unlearncanvas_bad_layout_is_one_line_exit_2(tmp_path, capsys, skip, message):
+    _canvas(tmp_path / "uc", skip=skip)
+    code = main(["run", "--dataset", "unlearncanvas", "--data-root", str(tmp_path / "uc"), "--preset", "smoke",
+                 "--method", "random", "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and "\n" not in err
+    code = main(["run", "--dataset", "unlearncanvas", "--data-root", str(tmp_path / "nowhere"), "--preset", "smoke",
+                 "--method", "random", "--out", str(tmp_path / "run"), "--quiet"])
+    assert code == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_instance_unlearning_on_text_models_moves_only_cross_attention_kv(text):
+    from guda_bench.datasets.styled_digits import SMOKE
+
+    from guda_bench import instance_unlearn as iu
+    from guda_bench.models import build_unet
+
+    torch.manual_seed(0)
+    hidden, _ = TextStack.tiny(text.words(), SMOKE.text).encode(text.all_prompts())
+    unet = build_unet(SMOKE.model, text=SMOKE.text)
+    from guda_bench.config import ModelConfig
+
+    assert iu.cross_attention_kv(build_unet(ModelConfig())) is None
+    names = iu.cross_attention_kv(unet)
+    assert names and all(".attn2.to_k." in n or ".attn2.to_v." in n for n in names)
+    abar = build_scheduler(SMOKE.recipe).alphas_cumprod.float()
+    images = torch.rand(6, 1, 8, 8) * 2 - 1
+    fisher = iu.damped(iu.diagonal_fisher(unet, images, abar, 6, 0, cond=hidden[[0, 1, 2, 3, 4, 5]], names=names), 0.1)
+    before = {k: v.clone() for k, v in unet.state_dict().items()}
+    steps = [100, 500]
+    iu.unlearn_query(unet, images[0], torch.randn(2, 1, 8, 8), steps, abar, fisher, 0.1, 1, 6, cond=hidden[0])
+    changed = {k for k, v in unet.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and changed <= set(names)
