@@ -93,5 +93,20 @@ class LocalDataAdapter(DatasetAdapter):
             raise BenchError(f"dataset {self.name!r}: {self.no_root_reason()}")
         return self.root
 
+    def available(self) -> tuple[bool, str]:
+        """A root was given and is a folder (subclasses may check more)."""
+        if self.root is None:
+            return False, self.no_root_reason()
+        if not self.root.is_dir():
+            return False, f"data root {self.root} does not exist or is not a folder"
+        return True, ""
+
+    def require_available(self) -> Path:
+        """The root, or a one-line BenchError saying why the data cannot be read."""
+        ok, why = self.available()
+        if not ok:
+            raise BenchError(f"dataset {self.name!r}: {why}")
+        return self.root
+
     def no_root_reason(self) -> str:
         return f"no data root given (--data-root PATH or ${self.env_root})"

@@ -48,17 +48,8 @@ class ImageFolder(LocalDataAdapter):
     presets = {"default": DEFAULT, "smoke": SMOKE}
     env_root = ENV_ROOT
 
-    def available(self) -> tuple[bool, str]:
-        if self.root is None:
-            return False, self.no_root_reason()
-        if not self.root.is_dir():
-            return False, f"data root {self.root} does not exist or is not a folder"
-        return True, ""
-
     def load(self, preset: Preset) -> Benchmark:
-        ok, why = self.available()
-        if not ok:
-            raise BenchError(f"dataset 'folder': {why}")
+        self.require_available()
         groups = sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
         if len(groups) < 2:
             raise BenchError(f"{self.root} holds {len(groups)} group folder(s); attribution needs at least two "

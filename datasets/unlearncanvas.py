@@ -70,17 +70,8 @@ class UnlearnCanvas(LocalDataAdapter):
     presets = {"smoke": SMOKE, "small": SMALL}
     env_root = ENV_ROOT
 
-    def available(self) -> tuple[bool, str]:
-        if self.root is None:
-            return False, self.no_root_reason()
-        if not self.root.is_dir():
-            return False, f"data root {self.root} does not exist or is not a folder"
-        return True, ""
-
     def load(self, preset: Preset) -> Benchmark:
-        ok, why = self.available()
-        if not ok:
-            raise BenchError(f"dataset 'unlearncanvas': {why}")
+        self.require_available()
         styles = sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
         if preset.groups is not None:
             styles = [styles[i] for i in preset.groups]
