@@ -103,6 +103,23 @@ def unlearned_job(bench: Any, cache: Path, run_seed: int, device: str, precision
     return k
 
 
+def _context_job(bench: Any, cache: Path, run_seed: int, device: str, precision: str,
+                 fn: Callable[[Any, Any], Any], item: Any) -> Any:
+    return fn(_worker_context(bench, cache, run_seed, device, precision), item)
+
+
+def prebuild(ctx: Any, fn: Callable[[Any, Any], Any], items: Sequence[Any]) -> None:
+    """Run fn(worker_context, item) for every item on the executor (no-op for the local executor).
+
+    For methods: fn must be a module-level function (or a partial of one) that builds cache entries
+    through the worker's Context; the driver then reads them as if it had built them.
+    """
+    if ctx.executor.parallel:
+        _ = ctx.full, ctx.queries_artefact  # the workers read these from the cache
+        ctx.executor.map(partial(_context_job, ctx.bench, ctx.store.root, ctx.seed, ctx.device, ctx.precision, fn),
+                         list(items))
+
+
 def prebuild_logo(ctx: Any, seed: int) -> None:
     """Train the LOGO models of one study on the executor (no-op for the local executor)."""
     if ctx.executor.parallel:

@@ -54,3 +54,38 @@ def test_ray_executor_matches_local_executor(tmp_path, monkeypatch, keep_torch_t
 def test_ray_address_without_ray_executor_is_one_line(tmp_path, capsys):
     code = main(["run", "--preset", "smoke", "--ray-address", "auto", "--out", str(tmp_path / "x"), "--quiet"])
     assert code == 2 and "--ray-address needs --executor ray" in capsys.readouterr().err
+
+
+class InlineParallel:
+    """A stand-in for a parallel executor that runs jobs in this process (each in a fresh worker Context)."""
+
+    name = "inline"
+    parallel = True
+
+    def map(self, fn, items):
+        return [fn(i) for i in items]
+
+
+def _method_job(tag: str, ctx, k: int) -> str:
+    def build(folder):
+        (folder / "value.txt").write_text(f"{tag}{k}")
+
+    return ctx.fetch("test-job", {"tag": tag, "k": k, "data": ctx.data_hash}, build).key
+
+
+def test_prebuild_runs_method_jobs_in_worker_contexts_and_the_driver_reuses_them(tmp_path):
+    from functools import partial
+
+    from guda_bench.context import Context
+    from guda_bench.executor import prebuild
+    from guda_bench.registry import DATASETS
+    from guda_bench.store import Store
+
+    register()
+    adapter = DATASETS.entry(NAME).create({})
+    ctx = Context(adapter.load(adapter.preset("tiny")), Store(tmp_path / "cache"), executor=InlineParallel())
+    prebuild(ctx, partial(_method_job, "x"), [0, 1, 2])
+    entries = sorted(p.name for p in (tmp_path / "cache" / "test-job").iterdir())
+    assert len(entries) == 3
+    art = ctx.fetch("test-job", {"tag": "x", "k": 1, "data": ctx.data_hash}, lambda folder: None)
+    assert not art.built and (art.path / "value.txt").read_text() == "x1"
