@@ -20,6 +20,8 @@ def _optional_int(v: Any) -> int | None:
     return None if v is None or str(v).lower() in ("none", "all", "") else int(v)
 
 
+QUERY_CHUNK = 25  # queries per job on a parallel executor
+
 _TYPES = {"lr": float, "steps": int, "n_timesteps": int, "fisher_samples": int, "damping": float,
           "max_train_per_group": _optional_int, "aggregate": str, "batch_size": int, "seed": int}
 
@@ -32,7 +34,8 @@ class InstanceUnlearning(Method):
     "after" = the full model after unlearning query q: `steps` gradient-ascent steps on the query's eps-MSE,
     theta += lr * g / (F * N), F the damped diagonal empirical Fisher of the training loss (estimated once,
     seeded), N the number of training images. The reference (text-to-image) unlearns cross-attention K/V
-    only; our models are unconditional, so ALL weights are unlearned. L_j is image j's eps-MSE averaged over
+    only: so do we on text-to-image benchmarks; unconditional models have none, so ALL weights are unlearned.
+    L_j is image j's eps-MSE averaged over
     n_timesteps strided timesteps with fixed noise per (image index, t, seed). Only max_train_per_group
     seeded images per group are scored (None: all), so the cost per query is n_groups * max_train_per_group
     * n_timesteps forward passes. Options: lr, steps, n_timesteps, fisher_samples, damping (relative to the
@@ -47,6 +50,7 @@ class InstanceUnlearning(Method):
         unknown = set(options) - set(_TYPES)
         if unknown:
             raise TypeError(f"unknown options {sorted(unknown)} (known: {', '.join(_TYPES)})")
+        self.options = dict(options)
         self.cfg = replace(InstanceConfig(), **{k: _TYPES[k](v) for k, v in options.items()})
         if self.cfg.aggregate not in ("mean", "sum"):
             raise TypeError(f"aggregate must be 'mean' or 'sum', not {self.cfg.aggregate!r}")
@@ -98,6 +102,22 @@ class InstanceUnlearning(Method):
                               tuple(ctx.bench.images.shape[1:]), iu.NOISE_TAG_TRAIN)
 
     def score(self, ctx: Context) -> np.ndarray:
+        from functools import partial
+
+        from guda_bench import instance_unlearn as iu
+        from guda_bench.executor import prebuild
+
+        n = len(ctx.queries)
+        # per-query work: one entry for all queries here, chunks of queries on a parallel executor
+        ranges = [(a, min(a + QUERY_CHUNK, n)) for a in range(0, n, QUERY_CHUNK)] if ctx.executor.parallel \
+            else [(0, n)]
+        prebuild(ctx, partial(_chunk_job, self.options), ranges)
+        after = np.concatenate([self.after(ctx, a, b) for a, b in ranges])
+        diff = after - self._before[None]
+        return iu.aggregate_groups(diff, ctx.bench.group_of[self._eval], ctx.bench.n_groups, self.cfg.aggregate)
+
+    def after(self, ctx: Context, first: int, stop: int) -> np.ndarray:
+        """[stop - first, n_eval] training-image losses after unlearning each query first..stop-1 (cached)."""
         import torch
 
         from guda_bench import instance_unlearn as iu
@@ -106,6 +126,8 @@ class InstanceUnlearning(Method):
         cfg, seed = self.cfg, self.cfg.seed + ctx.seed
         spec = {**self._before_spec, "queries": ctx.queries_artefact.key, "fisher_samples": cfg.fisher_samples,
                 "damping": cfg.damping, "lr": cfg.lr, "steps": cfg.steps}
+        if (first, stop) != (0, len(ctx.queries)):
+            spec["query_range"] = [first, stop]
 
         def build(folder: Path) -> None:
             unet = copy.deepcopy(ctx.full_unet).eval()
@@ -114,22 +136,21 @@ class InstanceUnlearning(Method):
             noise = self._noise(ctx)
             q_noise = iu.fixed_noise(range(len(ctx.queries)), self._timesteps, seed,
                                      tuple(ctx.queries.shape[1:]), iu.NOISE_TAG_QUERY)
-            after = np.empty((len(ctx.queries), len(self._eval)), dtype=np.float64)
-            with progress.bar("instance unlearning (per query)", len(ctx.queries)) as advance:
-                for q in range(len(ctx.queries)):
+            after = np.empty((stop - first, len(self._eval)), dtype=np.float64)
+            with progress.bar("instance unlearning (per query)", stop - first) as advance:
+                for q in range(first, stop):
                     unet.load_state_dict(original)
                     q_cond = None if ctx.query_cond is None else ctx.query_cond[q]
                     iu.unlearn_query(unet, ctx.queries[q].float(), q_noise[q], self._timesteps, self._abar,
                                      self._fisher, cfg.lr, cfg.steps, len(ctx.bench.images), ctx.device, q_cond)
-                    after[q] = iu.per_image_losses(unet, x_eval, noise, self._timesteps, self._abar,
-                                                   cfg.batch_size, ctx.device, self._eval_cond(ctx))
+                    after[q - first] = iu.per_image_losses(unet, x_eval, noise, self._timesteps, self._abar,
+                                                           cfg.batch_size, ctx.device, self._eval_cond(ctx))
                     advance(1)
             np.save(folder / "after.npy", after)
 
         with torch.enable_grad():
             art = ctx.fetch("instance-scores", spec, build)
-        diff = np.load(art.path / "after.npy") - self._before[None]
-        return iu.aggregate_groups(diff, ctx.bench.group_of[self._eval], ctx.bench.n_groups, cfg.aggregate)
+        return np.load(art.path / "after.npy")
 
     def describe_settings(self) -> dict:
         weights = ("cross-attention K/V (as the reference, text-to-image)" if getattr(self, "_kv_only", False)
@@ -138,3 +159,10 @@ class InstanceUnlearning(Method):
                 "fisher_damping": "relative to mean(F)",
                 "train_images_scored": "all" if self.cfg.max_train_per_group is None
                 else f"<= {self.cfg.max_train_per_group} per group (seeded subsample)"}
+
+
+def _chunk_job(options: dict[str, Any], ctx: Context, query_range: tuple[int, int]) -> None:
+    """One executor job: the losses after unlearning a range of queries (prepare's inputs come from the cache)."""
+    method = InstanceUnlearning(**options)
+    method.prepare(ctx)
+    method.after(ctx, *query_range)

@@ -89,3 +89,27 @@ def test_prebuild_runs_method_jobs_in_worker_contexts_and_the_driver_reuses_them
     assert len(entries) == 3
     art = ctx.fetch("test-job", {"tag": "x", "k": 1, "data": ctx.data_hash}, lambda folder: None)
     assert not art.built and (art.path / "value.txt").read_text() == "x1"
+
+
+def test_instance_unlearning_per_query_chunks_equal_the_single_pass(tmp_path, monkeypatch):
+    import numpy as np
+
+    from guda_bench.context import Context
+    from guda_bench.registry import DATASETS, METHODS
+    from guda_bench.store import Store
+
+    register()
+    module = __import__(METHODS.entry("instance-unlearning").cls.__module__, fromlist=["QUERY_CHUNK"])
+    monkeypatch.setattr(module, "QUERY_CHUNK", 3)
+    adapter = DATASETS.entry(NAME).create({})
+    bench = adapter.load(adapter.preset("tiny"))
+    options = {"max_train_per_group": "2", "n_timesteps": "2", "fisher_samples": "6"}
+    scores = []
+    for executor in (None, InlineParallel()):
+        ctx = Context(bench, Store(tmp_path / "cache"), executor=executor)
+        method = METHODS.entry("instance-unlearning").create(options)
+        method.prepare(ctx)
+        scores.append(method.score(ctx))
+    np.testing.assert_array_equal(scores[0], scores[1])
+    chunks = [p for p in (tmp_path / "cache" / "instance-scores").iterdir()]
+    assert len(chunks) == 1 + 3  # one whole-range entry, three chunks of <= 3 of the 8 queries
