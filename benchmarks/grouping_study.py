@@ -110,6 +110,13 @@ def report(out_dir: Path) -> None:
     png.with_suffix(".tmp.png").replace(png)
     print(pivot.round(3).to_string())
     print(f"wrote {csv} and {png}")
+    specialists = ROOT / label_of("specialists")
+    if (specialists / "results.json").exists():
+        shares = specialist_shares(specialists)
+        (out_dir / "digits-specialists-shares.json").write_text(json.dumps(shares, indent=1))
+        print("specialists: share of test queries whose top group is a generalist / a specialist")
+        for m, v in shares.items():
+            print(f"  {m:16s} generalist {v['generalist']:.3f}  specialist {v['specialist']:.3f}")
     planted = ROOT / label_of("planted")
     if (planted / "results.json").exists():
         shares = planted_shares(planted)
@@ -117,6 +124,26 @@ def report(out_dir: Path) -> None:
         print("planted: share of test queries whose top group is the copies' group / the source class")
         for m, v in shares.items():
             print(f"  {m:16s} copies {v['copies']:.3f}  source class {v['source']:.3f}  other {v['other']:.3f}")
+
+
+def specialist_shares(run_dir: Path) -> dict[str, dict[str, float]]:
+    """For the specialists grouping: how often each method's top group is a generalist (the big holder of
+    the query's mode) rather than a specialist (the small pure owner), on the test queries."""
+    import numpy as np
+
+    res = json.loads((run_dir / "results.json").read_text())
+    test = np.asarray(res["splits"]["test"])
+    generalist = np.array([g.startswith("generalist") for g in res["run"]["groups"]])
+    out = {}
+    names = ["_truth_logoa", "_ceiling_logoa"] + [r["method"] for r in res["rows"] if r["status"] == "ok"]
+    for name in names:
+        path = run_dir / "scores" / f"{name}.npy"
+        if not path.exists() or name in ("logo",):
+            continue
+        top = np.load(path)[test].argmax(1)
+        label = {"_truth_logoa": "LOGO (truth)", "_ceiling_logoa": "LOGO seed 2"}.get(name, name)
+        out[label] = {"generalist": float(generalist[top].mean()), "specialist": float((~generalist[top]).mean())}
+    return out
 
 
 def planted_shares(run_dir: Path) -> dict[str, dict[str, float]]:
