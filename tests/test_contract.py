@@ -33,6 +33,9 @@ def test_method_contract(contract_run, name):
     if requires & NEEDS_RESOURCES and row["status"] == "unavailable":
         assert row["reason"], "an unavailable row must say why"
         return
+    if "text_conditional" in requires:  # this run is unconditional: the row must say so (scored in test_text)
+        assert row["status"] == "unavailable" and "text-to-image" in row["reason"]
+        return
     assert row["status"] == "ok", row.get("reason")
     scores = np.load(root / "run" / "scores" / f"{name}.npy")
     assert scores.shape == (8, 3) and np.isfinite(scores).all()
