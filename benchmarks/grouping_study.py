@@ -27,6 +27,9 @@ GROUPINGS = [
     "owners:n=5,alpha=1.0",
 ]
 METHODS = "logo,guda,guda-reference,pixel-cosine,pixel-nn,trak,d-trak,das,random"
+# the slower unlearning methods (a conditional model or per-query unlearning each) were run for specialists only:
+#   guda-bench run ... --grouping specialists --method guda-esd,instance-unlearning,guda-clipped,unlearn-retain-only,
+#   unlearn-ga,logo --ceiling-seeds 2 --out runs/study/specialists-more
 ROOT = Path("runs/study")
 
 
@@ -77,7 +80,9 @@ def report(out_dir: Path) -> None:
             })
     if not rows:
         sys.exit(f"no finished runs under {ROOT}")
-    frame = pd.DataFrame(rows)
+    # extra methods may come from a second run of the same grouping (e.g. runs/study/specialists-more):
+    # the shared rows (ceiling, logo) are identical there, keep one of each
+    frame = pd.DataFrame(rows).drop_duplicates(subset=["grouping", "method"], keep="first")
     frame["gap_to_ceiling"] = frame["ceiling_top1"] - frame["top1"]
     out_dir.mkdir(parents=True, exist_ok=True)
     csv = out_dir / "digits-groupings.csv"
@@ -113,6 +118,9 @@ def report(out_dir: Path) -> None:
     specialists = ROOT / label_of("specialists")
     if (specialists / "results.json").exists():
         shares = specialist_shares(specialists)
+        more = ROOT / f"{label_of('specialists')}-more"  # the slower methods, run separately
+        if (more / "results.json").exists():
+            shares.update({k: v for k, v in specialist_shares(more).items() if k not in shares})
         (out_dir / "digits-specialists-shares.json").write_text(json.dumps(shares, indent=1))
         print("specialists: share of test queries whose top group is a generalist / a specialist")
         for m, v in shares.items():
