@@ -27,8 +27,8 @@ GROUPINGS = [
     "owners:n=5,alpha=1.0",
 ]
 METHODS = "logo,guda,guda-reference,pixel-cosine,pixel-nn,trak,d-trak,das,random"
-# the slower unlearning methods (a conditional model or per-query unlearning each) were run for specialists only:
-#   guda-bench run ... --grouping specialists --method guda-esd,instance-unlearning,guda-clipped,unlearn-retain-only,
+# the slower unlearning methods (a conditional model or per-query unlearning each) are not in the study; to add
+# them for one grouping (report merges the folder):  guda-bench run ... --grouping specialists --method guda-esd,instance-unlearning,guda-clipped,unlearn-retain-only,
 #   unlearn-ga,logo --ceiling-seeds 2 --out runs/study/specialists-more
 ROOT = Path("runs/study")
 
