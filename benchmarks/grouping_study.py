@@ -28,8 +28,8 @@ GROUPINGS = [
 ]
 METHODS = "logo,guda,guda-reference,pixel-cosine,pixel-nn,trak,d-trak,das,random"
 # the slower unlearning methods (a conditional model or per-query unlearning each) are not in the study; to add
-# them for one grouping (report merges the folder):  guda-bench run ... --grouping specialists --method guda-esd,instance-unlearning,guda-clipped,unlearn-retain-only,
-#   unlearn-ga,logo --ceiling-seeds 2 --out runs/study/specialists-more
+# them for one grouping (report merges the folder): guda-bench run ... --grouping specialists
+#   --method guda-esd,instance-unlearning,logo --ceiling-seeds 2 --out runs/study/specialists-more
 ROOT = Path("runs/study")
 
 
