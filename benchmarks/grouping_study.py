@@ -16,6 +16,10 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 GROUPINGS = [
     "class",
@@ -134,24 +138,30 @@ def report(out_dir: Path) -> None:
             print(f"  {m:16s} copies {v['copies']:.3f}  source class {v['source']:.3f}  other {v['other']:.3f}")
 
 
+def top_groups(run_dir: Path, res: dict, skip: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Each LOGO study's and each ok method's top group per test query, by display label."""
+    import numpy as np
+
+    test = np.asarray(res["splits"]["test"])
+    out = {}
+    names = ["_truth_logoa", "_ceiling_logoa"] + [r["method"] for r in res["rows"] if r["status"] == "ok"]
+    for name in names:
+        path = run_dir / "scores" / f"{name}.npy"
+        if path.exists() and name not in skip:
+            label = {"_truth_logoa": "LOGO (truth)", "_ceiling_logoa": "LOGO seed 2"}.get(name, name)
+            out[label] = np.load(path)[test].argmax(1)
+    return out
+
+
 def specialist_shares(run_dir: Path) -> dict[str, dict[str, float]]:
     """For the specialists grouping: how often each method's top group is a generalist (the big holder of
     the query's mode) rather than a specialist (the small pure owner), on the test queries."""
     import numpy as np
 
     res = json.loads((run_dir / "results.json").read_text())
-    test = np.asarray(res["splits"]["test"])
     generalist = np.array([g.startswith("generalist") for g in res["run"]["groups"]])
-    out = {}
-    names = ["_truth_logoa", "_ceiling_logoa"] + [r["method"] for r in res["rows"] if r["status"] == "ok"]
-    for name in names:
-        path = run_dir / "scores" / f"{name}.npy"
-        if not path.exists() or name in ("logo",):
-            continue
-        top = np.load(path)[test].argmax(1)
-        label = {"_truth_logoa": "LOGO (truth)", "_ceiling_logoa": "LOGO seed 2"}.get(name, name)
-        out[label] = {"generalist": float(generalist[top].mean()), "specialist": float((~generalist[top]).mean())}
-    return out
+    return {label: {"generalist": float(generalist[top].mean()), "specialist": float((~generalist[top]).mean())}
+            for label, top in top_groups(run_dir, res, skip=("logo",)).items()}
 
 
 def planted_shares(run_dir: Path) -> dict[str, dict[str, float]]:
@@ -167,17 +177,9 @@ def planted_shares(run_dir: Path) -> dict[str, dict[str, float]]:
     n_anchor = len(bench.planted["sources"])
     target = np.asarray(bench.planted["target_groups"])[test % n_anchor]
     source = np.asarray(bench.planted["source_groups"])[test % n_anchor]
-    out = {}
-    names = ["_truth_logoa", "_ceiling_logoa"] + [r["method"] for r in res["rows"] if r["status"] == "ok"]
-    for name in names:
-        path = run_dir / "scores" / f"{name}.npy"
-        if not path.exists():
-            continue
-        top = np.load(path)[test].argmax(1)
-        label = {"_truth_logoa": "LOGO (truth)", "_ceiling_logoa": "LOGO seed 2"}.get(name, name)
-        out[label] = {"copies": float((top == target).mean()), "source": float((top == source).mean()),
-                      "other": float(((top != target) & (top != source)).mean())}
-    return out
+    return {label: {"copies": float((top == target).mean()), "source": float((top == source).mean()),
+                    "other": float(((top != target) & (top != source)).mean())}
+            for label, top in top_groups(run_dir, res).items()}
 
 
 def main() -> None:

@@ -103,9 +103,10 @@ class StyledDigits(DatasetAdapter):
             keep.append(idx)
         order = np.sort(np.concatenate(keep))
         group_of = np.searchsorted(np.asarray(kept_styles), style[order])
-        rendered = np.empty_like(images[order])
-        for i, j in enumerate(order):
-            rendered[i] = STYLES[names[style[j]]](images[j][None])[0]
+        rendered = images[order].copy()
+        for s in kept_styles:  # every style function works per image on a [B, H, W] batch
+            mask = style[order] == s
+            rendered[mask] = STYLES[names[s]](rendered[mask])
         contents = sorted(set(digits[order].tolist()))
         text = TextData(contents=[str(d) for d in contents], styles=[names[s] for s in kept_styles],
                         content_of=np.searchsorted(np.asarray(contents), digits[order]), style_of=group_of.copy())

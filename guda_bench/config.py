@@ -95,8 +95,8 @@ class UnlearnConfig:
 class TextConfig:
     """Text conditioning (SPEC §4.3): a frozen CLIPTextModel and a cross-attention UNet2DConditionModel.
 
-    With ``pretrained`` unset, a tiny CLIPTextModel is built in code from ``seed`` with a word-level
-    vocabulary of the benchmark's prompts (no download). The UNet's block types come from ModelConfig
+    The CLIPTextModel is tiny, built in code from ``seed`` with a word-level vocabulary of the
+    benchmark's prompts (no download; guda_bench.text.TextStack.tiny). The UNet's block types come from ModelConfig
     (use CrossAttn* blocks); its cross-attention width is the encoder's hidden size.
     """
 

@@ -92,17 +92,6 @@ def _worker_context(bench: Any, cache: Path, run_seed: int, device: str, precisi
     return Context(bench, Store(cache), seed=run_seed, device=device, precision=precision)
 
 
-def logo_model_job(bench: Any, cache: Path, run_seed: int, device: str, precision: str, seed: int, k: int) -> str:
-    ctx = _worker_context(bench, cache, run_seed, device, precision)
-    return ctx.trained_model(k, seed).key
-
-
-def unlearned_job(bench: Any, cache: Path, run_seed: int, device: str, precision: str, cfg: Any, k: int) -> int:
-    ctx = _worker_context(bench, cache, run_seed, device, precision)
-    ctx.unlearned_terms(k, cfg)
-    return k
-
-
 def _context_job(bench: Any, cache: Path, run_seed: int, device: str, precision: str,
                  fn: Callable[[Any, Any], Any], item: Any) -> Any:
     return fn(_worker_context(bench, cache, run_seed, device, precision), item)
@@ -111,8 +100,8 @@ def _context_job(bench: Any, cache: Path, run_seed: int, device: str, precision:
 def prebuild(ctx: Any, fn: Callable[[Any, Any], Any], items: Sequence[Any]) -> None:
     """Run fn(worker_context, item) for every item on the executor (no-op for the local executor).
 
-    For methods: fn must be a module-level function (or a partial of one) that builds cache entries
-    through the worker's Context; the driver then reads them as if it had built them.
+    fn must be a module-level function (or a partial of one) that builds cache entries through the
+    worker's Context; the driver then reads them as if it had built them.
     """
     if ctx.executor.parallel:
         _ = ctx.full, ctx.queries_artefact  # the workers read these from the cache
@@ -120,16 +109,20 @@ def prebuild(ctx: Any, fn: Callable[[Any, Any], Any], items: Sequence[Any]) -> N
                          list(items))
 
 
+def _logo_model(seed: int, ctx: Any, k: int) -> str:
+    return ctx.trained_model(k, seed).key
+
+
+def _unlearned(cfg: Any, ctx: Any, k: int) -> int:
+    ctx.unlearned_terms(k, cfg)
+    return k
+
+
 def prebuild_logo(ctx: Any, seed: int) -> None:
     """Train the LOGO models of one study on the executor (no-op for the local executor)."""
-    if ctx.executor.parallel:
-        ctx.executor.map(partial(logo_model_job, ctx.bench, ctx.store.root, ctx.seed, ctx.device, ctx.precision, seed),
-                         list(range(ctx.bench.n_groups)))
+    prebuild(ctx, partial(_logo_model, seed), range(ctx.bench.n_groups))
 
 
 def prebuild_unlearned(ctx: Any, cfg: Any) -> None:
     """Run the per-group unlearning fine-tunes (and their ELBO passes) on the executor."""
-    if ctx.executor.parallel:
-        _ = ctx.full, ctx.queries_artefact  # the workers read these from the cache
-        ctx.executor.map(partial(unlearned_job, ctx.bench, ctx.store.root, ctx.seed, ctx.device, ctx.precision, cfg),
-                         list(range(ctx.bench.n_groups)))
+    prebuild(ctx, partial(_unlearned, cfg), range(ctx.bench.n_groups))
