@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dataset", default="digits")
     run.add_argument("--data-root", type=Path, default=None,
                      help="local data for datasets that read files (folder: ROOT/<group>/<images>)")
+    run.add_argument("--base-model", type=Path, default=None,
+                     help="local diffusers pipeline folder for fine-tune presets (unlearncanvas sd15; default: "
+                          "$GUDA_BENCH_BASE_MODEL)")
     run.add_argument("--grouping", default="class",
                      help="class | owners | owners-sized | redundant | planted, with NAME:key=value,... parameters")
     run.add_argument("--preset", default="default", help="smoke (about a minute) or default (full benchmark)")
@@ -153,7 +156,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                    ceiling_seeds=args.ceiling_seeds, device=args.device, quiet=args.quiet,
                    method_timeout=args.method_timeout, method_options=collect_options(args.option),
                    data_root=args.data_root, executor=args.executor, ray_address=args.ray_address,
-                   precision=args.precision)
+                   precision=args.precision, base_model=args.base_model)
     run(spec)
     print(f"wrote {args.out / 'summary.csv'} and {args.out / 'results.json'}")
     return 0

@@ -129,6 +129,21 @@ class AnchorConfig:
 
 
 @dataclass(frozen=True)
+class BaseModelConfig:
+    """Fine-tune a pretrained text-to-image pipeline in its latent space (SD 1.5 recipe, SPEC §2 and §7).
+
+    The pipeline is a local diffusers folder given at run time (--base-model or $GUDA_BENCH_BASE_MODEL);
+    its weights' fingerprint, not its path, goes into the cache keys. ModelConfig is then unused for the
+    UNet (the pipeline's own UNet is fine-tuned); TrainRecipe's noise-schedule fields give way to the
+    pipeline's scheduler.
+    """
+
+    resolution: int = 512  # training images are resized to this many pixels before the VAE encodes them
+    encode_batch: int = 8  # images per VAE encode / decode call
+    description: str = "Stable Diffusion 1.5 (diffusers folder: unet/ vae/ text_encoder/ tokenizer/ scheduler/)"
+
+
+@dataclass(frozen=True)
 class Preset:
     """Everything a dataset adapter needs to build one benchmark size ("smoke", "default", ...)."""
 
@@ -139,6 +154,7 @@ class Preset:
     queries: QueryConfig = field(default_factory=QueryConfig)
     unlearn: UnlearnConfig = field(default_factory=UnlearnConfig)
     text: TextConfig | None = None  # set: a text-to-image benchmark (prompts per image and per query)
+    base_model: BaseModelConfig | None = None  # set: fine-tune a local pretrained pipeline in latent space
     anchor: AnchorConfig = field(default_factory=AnchorConfig)
     groups: tuple[int, ...] | None = None  # keep only these groups (None: all)
     per_group_limit: int | None = None  # cap training images per group (None: all)

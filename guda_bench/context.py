@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from guda_bench import progress
+from guda_bench.base_model import BaseModel
 from guda_bench.benchmark import Benchmark
 from guda_bench.config import UnlearnConfig
 from guda_bench.elbo import ElboScorer
@@ -38,7 +39,8 @@ class Context:
     """Shared state of one run; methods receive it in prepare() and score()."""
 
     def __init__(self, bench: Benchmark, store: Store, seed: int = 0, device: str = "cpu",
-                 executor: LocalExecutor | RayExecutor | None = None, precision: str = "fp32") -> None:
+                 executor: LocalExecutor | RayExecutor | None = None, precision: str = "fp32",
+                 base_model: Path | None = None) -> None:
         self.bench = bench
         self.executor = executor or LocalExecutor()
         self.preset = bench.preset
@@ -46,7 +48,9 @@ class Context:
         self.seed = seed
         self.device = device
         self.precision = precision  # "bf16": every build runs under CUDA bf16 autocast, keyed apart from fp32
-        self.scheduler = build_scheduler(self.preset.recipe)
+        # a fine-tune recipe: the pretrained pipeline the models start from (latent space, its own schedule)
+        self.base = BaseModel(base_model) if base_model is not None else None
+        self.scheduler = self.base.scheduler() if self.base else build_scheduler(self.preset.recipe)
         self.data_hash = bench.data_hash()
         self._stage: dict[str, float] | None = None
         self._terms: dict[str, np.ndarray] = {}
@@ -86,6 +90,8 @@ class Context:
                 "seed": seed}
         if self.preset.text is not None:  # unconditional benchmarks keep the keys they always had
             spec["text"] = self.preset.text
+        if self.base is not None:
+            spec["base_model"] = self.base.fingerprint
         return spec
 
     def trained_model(self, exclude: int | None, seed: int, charge: bool = True) -> Artefact:
@@ -95,12 +101,34 @@ class Context:
         label = f"train {name} (seed {seed})"
 
         def build(folder: Path) -> dict:
-            unet = train_model(self.bench.images, keep, self.preset.model, self.preset.recipe, seed,
-                               self.device, label, text=self.preset.text, cond=self.image_cond)
+            unet = train_model(self.train_data, keep, self.preset.model, self.preset.recipe, seed,
+                               self.device, label, text=self.preset.text, cond=self.image_cond,
+                               init=self.base.unet() if self.base else None, scheduler=self.scheduler)
             save_unet(unet.cpu(), folder)
             return {"n_train": int(len(keep))}
 
         return self.fetch("model", self.model_spec(exclude, seed), build, charge)
+
+    # ---- the space the diffusion models live in (pixels, or a base model's VAE latents) ----------------
+    @cached_property
+    def train_data(self) -> torch.Tensor:
+        """What the models are trained on: the images, or their VAE latents for a fine-tune recipe (cached)."""
+        if self.base is None:
+            return self.bench.images
+        spec = {"data": self.data_hash, "base_model": self.base.fingerprint}
+        batch = self.preset.base_model.encode_batch if self.preset.base_model else 8
+
+        def build(folder: Path) -> None:
+            np.save(folder / "latents.npy", self.base.encode(self.bench.images, batch, self.device).numpy())
+
+        art = self.fetch("latents", spec, build, charge=False)
+        return torch.from_numpy(np.load(art.path / "latents.npy"))
+
+    @cached_property
+    def query_images(self) -> torch.Tensor:
+        """The queries as images in [-1, 1] (decoded from latents for a fine-tune recipe): for pixel methods."""
+        path = self.queries_artefact.path / "images.npy"
+        return torch.from_numpy(np.load(path)) if path.exists() else self.queries
 
     # ---- text conditioning (text-to-image benchmarks) -------------------------------------------------
     @cached_property
@@ -108,6 +136,8 @@ class Context:
         """The frozen text encoder, or None for an unconditional benchmark."""
         if self.bench.text is None or self.preset.text is None:
             return None
+        if self.base is not None:
+            return self.base.text_stack()
         return TextStack.tiny(self.bench.text.words(), self.preset.text)
 
     @cached_property
@@ -161,7 +191,7 @@ class Context:
 
         def build(folder: Path) -> None:
             if self.query_cond is not None:
-                x = sample_prompted(self.full_unet, self.scheduler, self.query_cond, tuple(self.bench.images.shape[1:]),
+                x = sample_prompted(self.full_unet, self.scheduler, self.query_cond, tuple(self.train_data.shape[1:]),
                                     q.seed, q.inference_steps, q.batch_size, self.device)
             elif anchors is None:
                 x = sample_queries(self.full_unet, self.scheduler, q.n_queries, q.seed, q.inference_steps,
@@ -170,6 +200,9 @@ class Context:
                 x = sample_near(self.full_unet, self.scheduler, anchors, q.n_queries, q.seed, q.inference_steps,
                                 self.bench.query_t, q.batch_size, self.device)
             np.save(folder / "queries.npy", x.numpy())
+            if self.base is not None:  # latents: keep the decoded images next to them
+                batch = self.preset.base_model.encode_batch if self.preset.base_model else 8
+                np.save(folder / "images.npy", self.base.decode(x, batch, self.device).numpy())
 
         return self.fetch("queries", spec, build, charge=False)
 
@@ -256,7 +289,7 @@ class Context:
         label = f"unlearn -{self.bench.group_names[k]} ({cfg.forget_target})"
 
         def build(folder: Path) -> None:
-            unet = unlearn_group(self.full_unet, self.scheduler, self.bench.images, self.bench.group_of, k, cfg,
+            unet = unlearn_group(self.full_unet, self.scheduler, self.train_data, self.bench.group_of, k, cfg,
                                  self.device, label)
             save_unet(unet.cpu(), folder)
 

@@ -83,18 +83,18 @@ def _apply(fn: Callable[[Any], Any], item: Any, threads: int = 1) -> Any:
     return fn(item)
 
 
-def _worker_context(bench: Any, cache: Path, run_seed: int, device: str, precision: str):
+def _worker_context(bench: Any, cache: Path, run_seed: int, device: str, precision: str, base_model: Path | None):
     from guda_bench import progress
     from guda_bench.context import Context
     from guda_bench.store import Store
 
     progress.set_enabled(False)
-    return Context(bench, Store(cache), seed=run_seed, device=device, precision=precision)
+    return Context(bench, Store(cache), seed=run_seed, device=device, precision=precision, base_model=base_model)
 
 
-def _context_job(bench: Any, cache: Path, run_seed: int, device: str, precision: str,
+def _context_job(bench: Any, cache: Path, run_seed: int, device: str, precision: str, base_model: Path | None,
                  fn: Callable[[Any, Any], Any], item: Any) -> Any:
-    return fn(_worker_context(bench, cache, run_seed, device, precision), item)
+    return fn(_worker_context(bench, cache, run_seed, device, precision, base_model), item)
 
 
 def prebuild(ctx: Any, fn: Callable[[Any, Any], Any], items: Sequence[Any]) -> None:
@@ -105,8 +105,9 @@ def prebuild(ctx: Any, fn: Callable[[Any, Any], Any], items: Sequence[Any]) -> N
     """
     if ctx.executor.parallel:
         _ = ctx.full, ctx.queries_artefact  # the workers read these from the cache
-        ctx.executor.map(partial(_context_job, ctx.bench, ctx.store.root, ctx.seed, ctx.device, ctx.precision, fn),
-                         list(items))
+        base = ctx.base.folder if ctx.base else None
+        ctx.executor.map(partial(_context_job, ctx.bench, ctx.store.root, ctx.seed, ctx.device, ctx.precision, base,
+                                 fn), list(items))
 
 
 def _logo_model(seed: int, ctx: Any, k: int) -> str:

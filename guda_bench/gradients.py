@@ -245,7 +245,7 @@ def cached_features(ctx: Context, which: str, output: str, timesteps: tuple[int,
             "seed": ctx.seed, "projector": "trak.BasicProjector/normal/float32"}
     if which == "train":
         spec["data"] = ctx.bench.full_model_hash()  # train features do not depend on the grouping
-        images, ids = ctx.bench.images, [f"{ctx.bench.dataset}/train/{i}" for i in range(len(ctx.bench.images))]
+        images, ids = ctx.train_data, [f"{ctx.bench.dataset}/train/{i}" for i in range(len(ctx.train_data))]
         cond = ctx.image_cond
     else:
         spec["queries"] = ctx.queries_artefact.key

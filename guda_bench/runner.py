@@ -7,6 +7,7 @@ else or returns a wrong shape / non-finite values gets status "failed"; the run 
 
 from __future__ import annotations
 
+import os
 import shlex
 import signal
 import sys
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from guda_bench import metrics, progress
+from guda_bench.base_model import ENV_BASE_MODEL, BaseModel
 from guda_bench.benchmark import Benchmark
 from guda_bench.config import canonical_hash
 from guda_bench.context import Context
@@ -55,6 +57,21 @@ class RunSpec:
     executor: str = "local"  # "local" or "ray" (per-group jobs fanned out over a Ray cluster)
     ray_address: str | None = None
     precision: str = "fp32"  # "bf16": CUDA bf16 autocast (its own cache keys)
+    base_model: Path | None = None  # a local diffusers pipeline folder, for presets that fine-tune one
+
+
+def resolve_base_model(spec: RunSpec, preset: Any) -> Path | None:
+    """The pretrained pipeline folder a fine-tune preset needs (--base-model, else $GUDA_BENCH_BASE_MODEL)."""
+    folder = spec.base_model or (Path(os.environ[ENV_BASE_MODEL]) if os.environ.get(ENV_BASE_MODEL) else None)
+    if preset.base_model is None:
+        if spec.base_model is not None:
+            raise BenchError(f"preset {preset.name!r} trains from scratch: drop --base-model")
+        return None
+    if folder is None:
+        raise BenchError(f"preset {preset.name!r} fine-tunes a local pipeline ({preset.base_model.description}): "
+                         f"pass --base-model PATH or set ${ENV_BASE_MODEL}")
+    BaseModel(folder)  # one-line error now for a missing folder or part, before anything is built
+    return folder
 
 
 def make_adapter(name: str, data_root: str | Path | None = None) -> Any:
@@ -166,6 +183,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
     if not ok:
         raise BenchError(f"dataset {spec.dataset!r} is not available here: {why}")
     preset = adapter.preset(spec.preset)
+    base_model = resolve_base_model(spec, preset)
     grouping = parse_grouping(spec.grouping)
     if spec.ceiling_seeds is not None:
         if spec.ceiling_seeds < 1:
@@ -188,7 +206,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
     executor = make_executor(spec.executor, spec.ray_address)
     try:
         return _run(spec, preset, bench, Context(bench, store, seed=spec.seed, device=spec.device, executor=executor,
-                                                     precision=spec.precision))
+                                                     precision=spec.precision, base_model=base_model))
     finally:
         executor.shutdown()
 
@@ -210,6 +228,7 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context) -> dict[str
             "preset": preset.name, "grouping": bench.grouping,
             "grouping_params": bench.grouping_params or {"name": "class"}, "seed": spec.seed,
             "ceiling_seeds": preset.ceiling_seeds, "device": spec.device, "precision": spec.precision,
+            "base_model": {"path": str(ctx.base.folder), "fingerprint": ctx.base.fingerprint} if ctx.base else None,
             "n_groups": bench.n_groups, "groups": bench.group_names, "n_train": len(bench.images),
             "n_queries": len(ctx.queries), "n_test": len(test), "n_tune": len(ctx.splits["tune"]),
             "config_hash": canonical_hash(preset), "truth_hash": truth, "data_hash": ctx.data_hash,
@@ -218,7 +237,7 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context) -> dict[str
         },
         "provenance": environment(spec.device),
         "splits": {k: v.tolist() for k, v in ctx.splits.items()},
-        "truth": {"cost_s": truth_stage["cost_s"], "class_sanity": class_sanity(bench, ctx.queries, gold),
+        "truth": {"cost_s": truth_stage["cost_s"], "class_sanity": class_sanity(bench, ctx.query_images, gold),
                   "elbo_timesteps": ctx.scorer.timesteps, "full_term_share": full_share.tolist(),
                   "elbo_weighting": preset.elbo.weighting,
                   # cache entries a ground-truth bundle carries (guda-bench bundle export)
@@ -227,7 +246,7 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context) -> dict[str
         "rows": [],
     }
     save_scores(spec.out, "_truth_logoa", gold)
-    atomic_write_bytes(spec.out / "queries.npy", lambda p: np.save(open(p, "wb"), ctx.queries.numpy()))
+    atomic_write_bytes(spec.out / "queries.npy", lambda p: np.save(open(p, "wb"), ctx.query_images.numpy()))
     write_run(spec.out, results)
 
     def summarize(scores: np.ndarray) -> dict[str, Any]:

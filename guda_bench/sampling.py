@@ -57,11 +57,12 @@ def sample_near(unet: torch.nn.Module, scheduler: DDPMScheduler, anchors: torch.
 @torch.no_grad()
 def _reverse(unet: torch.nn.Module, sched: DDPMScheduler, x: torch.Tensor, steps: list[int],
              gens: list[torch.Generator], cond: torch.Tensor | None = None) -> torch.Tensor:
-    """DDPM reverse steps from x at steps[0] down to 0, clamped to [-1, 1], on CPU."""
+    """DDPM reverse steps from x at steps[0] down to 0, on CPU; clamped to [-1, 1] when the scheduler clips
+    (pixel space; latents are left as they are)."""
     for t in steps:
         eps = denoise(unet, x, t, cond)
         x = sched.step(eps, t, x, generator=gens).prev_sample
-    return x.clamp(-1, 1).cpu()
+    return (x.clamp(-1, 1) if sched.config.clip_sample else x).cpu()
 
 
 def sample_prompted(unet: torch.nn.Module, scheduler: DDPMScheduler, cond: torch.Tensor, shape: tuple[int, ...],

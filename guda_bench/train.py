@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
+from diffusers import DDPMScheduler
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel
 
@@ -64,20 +65,25 @@ def step_draws(step: int, seed: int, batch: int, shape: tuple[int, ...], n_times
 def train_model(images: torch.Tensor, keep: np.ndarray, model_cfg: ModelConfig, recipe: TrainRecipe, seed: int,
                 device: str = "cpu", label: str = "train", class_labels: np.ndarray | None = None,
                 null_label: int | None = None, label_dropout: float = 0.0, text: TextConfig | None = None,
-                cond: torch.Tensor | None = None) -> torch.nn.Module:
+                cond: torch.Tensor | None = None, init: torch.nn.Module | None = None,
+                scheduler: DDPMScheduler | None = None) -> torch.nn.Module:
     """Train a UNet2DModel on images[keep]; return the EMA weights (used for sampling and scoring).
 
     With `class_labels` (one per image) the model is class-conditional (labels 0..null_label, the last one
     the null label) and a seeded share `label_dropout` of each batch's labels is replaced by the null label
-    (classifier-free guidance training). Its initial weights are drawn from their own seed.
+    (classifier-free guidance training). Its initial weights are drawn from their own seed. With `init` (a
+    pretrained UNet: a fine-tune recipe) training starts from those weights instead, and `scheduler` (the
+    pretrained pipeline's noise schedule) replaces the recipe's.
     """
     conditional = class_labels is not None
     if conditional and null_label is None:
         raise ValueError("a class-conditional model needs its null label")
     torch.manual_seed(_seed_of(seed, 0, 1) if conditional else _seed_of(seed, 0))  # same init within a kind
-    unet = build_unet(model_cfg, num_class_embeds=null_label + 1 if conditional else None, text=text,
-                      cross_attention_dim=None if cond is None else cond.shape[-1]).to(device).train()
-    scheduler = build_scheduler(recipe)
+    if init is None:
+        init = build_unet(model_cfg, num_class_embeds=null_label + 1 if conditional else None, text=text,
+                          cross_attention_dim=None if cond is None else cond.shape[-1])
+    unet = init.to(device).train()
+    scheduler = scheduler or build_scheduler(recipe)
     abar = scheduler.alphas_cumprod.to(device)
     opt = torch.optim.AdamW(unet.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     sched = get_cosine_schedule_with_warmup(opt, recipe.warmup_steps, recipe.steps)

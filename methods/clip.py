@@ -187,7 +187,7 @@ class ClipSimilarity(Method):
         if self._group_emb is None:
             self.prepare(ctx)
         assert self._group_emb is not None
-        q = self.embed(ctx.queries)
+        q = self.embed(ctx.query_images)
         out = np.empty((len(q), len(self._group_emb)), dtype=np.float64)
         for k, g in enumerate(self._group_emb):
             sims = q @ g.T

@@ -46,10 +46,10 @@ class Das(G.GradientFeatureMethod):
     def residuals(self, ctx: Context) -> np.ndarray:
         spec = {"full": ctx.full.key, "data": ctx.bench.full_model_hash(), "timesteps": list(self.timesteps),
                 "seed": ctx.seed}
-        ids = [f"{ctx.bench.dataset}/train/{i}" for i in range(len(ctx.bench.images))]
+        ids = [f"{ctx.bench.dataset}/train/{i}" for i in range(len(ctx.train_data))]
 
         def build(folder: Path) -> None:
-            r = G.residual_norms(ctx.full_unet, ctx.scheduler, ctx.bench.images, ids, self.timesteps, ctx.seed,
+            r = G.residual_norms(ctx.full_unet, ctx.scheduler, ctx.train_data, ids, self.timesteps, ctx.seed,
                                  device=ctx.device, cond=ctx.image_cond)
             np.save(folder / "residuals.npy", r)
 

@@ -34,7 +34,7 @@ def anchored_terms(cfg: AnchorConfig, ctx: Context, k: int) -> np.ndarray:
     label = f"guda-c -{ctx.bench.group_names[k]} ({cfg.anchors})"
 
     def build(folder: Path) -> dict:
-        unet = anchor_unlearn(ctx.full_unet, ctx.scheduler, ctx.bench.images, ctx.bench.group_of, text, hidden,
+        unet = anchor_unlearn(ctx.full_unet, ctx.scheduler, ctx.train_data, ctx.bench.group_of, text, hidden,
                               k, pi, cfg, ctx.device, label)
         save_unet(unet.cpu(), folder)
         return {"anchor_pi": pi.tolist()}

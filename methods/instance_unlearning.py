@@ -74,7 +74,7 @@ class InstanceUnlearning(Method):
 
         def build_fisher(folder: Path) -> None:
             names = iu.cross_attention_kv(ctx.full_unet) if self._kv_only else None
-            f = iu.diagonal_fisher(ctx.full_unet, ctx.bench.images, self._abar, cfg.fisher_samples, seed,
+            f = iu.diagonal_fisher(ctx.full_unet, ctx.train_data, self._abar, cfg.fisher_samples, seed,
                                    ctx.device, "Fisher (instance unlearning)", ctx.image_cond, names)
             save_file({k: v.contiguous() for k, v in f.items()}, str(folder / "fisher.safetensors"))
 
@@ -85,7 +85,7 @@ class InstanceUnlearning(Method):
         self._before_spec = {**self._base_spec(ctx), "eval": self._eval.tolist(), "timesteps": self._timesteps}
 
         def build_before(folder: Path) -> None:
-            np.save(folder / "before.npy", iu.per_image_losses(ctx.full_unet, ctx.bench.images[self._eval],
+            np.save(folder / "before.npy", iu.per_image_losses(ctx.full_unet, ctx.train_data[self._eval],
                                                                 self._noise(ctx), self._timesteps, self._abar,
                                                                 cfg.batch_size, ctx.device, self._eval_cond(ctx)))
 
@@ -99,7 +99,7 @@ class InstanceUnlearning(Method):
         from guda_bench import instance_unlearn as iu
 
         return iu.fixed_noise(self._eval.tolist(), self._timesteps, self.cfg.seed + ctx.seed,
-                              tuple(ctx.bench.images.shape[1:]), iu.NOISE_TAG_TRAIN)
+                              tuple(ctx.train_data.shape[1:]), iu.NOISE_TAG_TRAIN)
 
     def score(self, ctx: Context) -> np.ndarray:
         from functools import partial
@@ -132,7 +132,7 @@ class InstanceUnlearning(Method):
         def build(folder: Path) -> None:
             unet = copy.deepcopy(ctx.full_unet).eval()
             original = {k: v.detach().clone() for k, v in unet.state_dict().items()}
-            x_eval = ctx.bench.images[self._eval]
+            x_eval = ctx.train_data[self._eval]
             noise = self._noise(ctx)
             q_noise = iu.fixed_noise(range(len(ctx.queries)), self._timesteps, seed,
                                      tuple(ctx.queries.shape[1:]), iu.NOISE_TAG_QUERY)
@@ -142,7 +142,7 @@ class InstanceUnlearning(Method):
                     unet.load_state_dict(original)
                     q_cond = None if ctx.query_cond is None else ctx.query_cond[q]
                     iu.unlearn_query(unet, ctx.queries[q].float(), q_noise[q], self._timesteps, self._abar,
-                                     self._fisher, cfg.lr, cfg.steps, len(ctx.bench.images), ctx.device, q_cond)
+                                     self._fisher, cfg.lr, cfg.steps, len(ctx.train_data), ctx.device, q_cond)
                     after[q - first] = iu.per_image_losses(unet, x_eval, noise, self._timesteps, self._abar,
                                                            cfg.batch_size, ctx.device, self._eval_cond(ctx))
                     advance(1)

@@ -25,7 +25,7 @@ class PixelSimilarity(Method):
         self.aggregate = aggregate
 
     def score(self, ctx: Context) -> np.ndarray:
-        q = ctx.queries.flatten(1).numpy().astype(np.float64)
+        q = ctx.query_images.flatten(1).numpy().astype(np.float64)
         x = ctx.bench.images.flatten(1).numpy().astype(np.float64)
         out = np.empty((len(q), ctx.bench.n_groups))
         for k in range(ctx.bench.n_groups):
