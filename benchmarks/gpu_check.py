@@ -8,8 +8,9 @@ On a machine with a CUDA device this
    digits default model and for the CIFAR-10 `reduced` and `paper` models (32x32 RGB, random images: the
    data does not change the speed);
 2. runs `guda-bench run` end to end on CUDA: digits smoke (fp32 and bf16) with LOGO, GUDA, TRAK, D-TRAK
-   and the pixel baselines, and styled-digits smoke (text-to-image) with GUDA-C, recording exit codes,
-   wall seconds and Top-1 per method;
+   and the pixel baselines, styled-digits smoke (text-to-image) with GUDA-C, and UnlearnCanvas's sd15-smoke
+   fine-tune recipe on a tiny SD-shaped pipeline and canvas written on the spot (tests/tiny_pipeline.py),
+   recording exit codes, wall seconds and Top-1 per method;
 and writes everything to one JSON (atomically). Every ratio is measured in this one process/run.
 Exits 2 with one line when torch sees no CUDA device.
 """
@@ -58,6 +59,10 @@ def throughput(quick: bool) -> list[dict]:
 
 
 def end_to_end(workdir: Path) -> list[dict]:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests/ helpers
+    from tests.tiny_pipeline import write_tiny_canvas, write_tiny_pipeline
+
+    canvas, pipeline = write_tiny_canvas(workdir / "canvas"), write_tiny_pipeline(workdir / "tiny-sd")
     runs = [
         ("digits-smoke-fp32", ["--dataset", "digits", "--preset", "smoke", "--method",
                                "logo,guda,trak,d-trak,pixel-cosine,pixel-nn,random"]),
@@ -65,6 +70,9 @@ def end_to_end(workdir: Path) -> list[dict]:
                                "logo,guda,trak,d-trak,pixel-cosine,random"]),
         ("styled-digits-smoke", ["--dataset", "styled-digits", "--preset", "smoke", "--method",
                                  "logo,guda-c,guda-c-uniform,d-trak,pixel-cosine,random"]),
+        ("unlearncanvas-sd15-smoke-tiny-pipeline", ["--dataset", "unlearncanvas", "--data-root", str(canvas),
+                                                    "--preset", "sd15-smoke", "--base-model", str(pipeline),
+                                                    "--method", "logo,guda-c,d-trak,pixel-cosine,random"]),
     ]
     out = []
     for label, args in runs:

@@ -4,9 +4,10 @@
     python benchmarks/grouping_study.py report   # table + plot under leaderboards/
 
 Each grouping runs with a second LOGO seed (noise-ceiling row) on the digits default preset. A grouping
-that fails is recorded and the study goes on (timm's bulk-run habit). The expensive methods that train
-extra models per grouping (guda-esd, instance-unlearning) are left out to fit 2 CPU cores; pass
---methods to include them.
+that fails is recorded and the study goes on (timm's bulk-run habit). `run` runs the fast methods
+(METHODS) into runs/study/<grouping>; `run --more` runs the slower ones (MORE: a conditional model,
+per-group unlearning or per-query unlearning each) into runs/study/<grouping>-more, reusing the cached
+ground truth. `report` merges both folders of a grouping.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,9 +33,7 @@ GROUPINGS = [
     "owners:n=5,alpha=1.0",
 ]
 METHODS = "logo,guda,guda-reference,pixel-cosine,pixel-nn,trak,d-trak,das,random"
-# the slower unlearning methods (a conditional model or per-query unlearning each) are not in the study; to add
-# them for one grouping (report merges the folder): guda-bench run ... --grouping specialists
-#   --method guda-esd,instance-unlearning,logo --ceiling-seeds 2 --out runs/study/specialists-more
+MORE = "logo,guda-esd,guda-clipped,unlearn-ga,unlearn-retain-only,instance-unlearning"
 ROOT = Path("runs/study")
 
 
@@ -43,10 +43,10 @@ def label_of(grouping: str) -> str:
     return parse_grouping(grouping).label
 
 
-def run_all(groupings: list[str], methods: str, preset: str) -> None:
+def run_all(groupings: list[str], methods: str, preset: str, suffix: str = "") -> None:
     status = {}
     for g in groupings:
-        out = ROOT / label_of(g)
+        out = ROOT / (label_of(g) + suffix)
         cmd = ["guda-bench", "run", "--dataset", "digits", "--preset", preset, "--grouping", g, "--method", methods,
                "--ceiling-seeds", "2", "--out", str(out), "--quiet"]
         print("$", " ".join(cmd), flush=True)
@@ -98,13 +98,14 @@ def report(out_dir: Path) -> None:
     pivot = ok.pivot_table(index="grouping", columns="method", values="top1")
     order = [label_of(g) for g in GROUPINGS if label_of(g) in pivot.index]
     pivot = pivot.loc[order + [g for g in pivot.index if g not in order]]
-    methods = [m for m in ["guda", "guda-reference", "d-trak", "das", "trak", "pixel-cosine", "pixel-nn", "random"]
+    methods = [m for m in ["guda", "guda-reference", "guda-clipped", "guda-esd", "unlearn-ga", "unlearn-retain-only",
+                           "instance-unlearning", "d-trak", "das", "trak", "pixel-cosine", "pixel-nn", "random"]
                if m in pivot.columns]
-    fig, ax = plt.subplots(figsize=(1.6 * len(pivot) + 2, 4.5))
+    fig, ax = plt.subplots(figsize=(2.2 * len(pivot) + 2, 5))
     width = 0.8 / len(methods)
     for j, m in enumerate(methods):
         xs = [i + (j - len(methods) / 2) * width + width / 2 for i in range(len(pivot))]
-        ax.bar(xs, pivot[m].values, width, label=m, color=f"C{j}")
+        ax.bar(xs, pivot[m].values, width, label=m, color=plt.get_cmap("tab20")(j))
     if "noise-ceiling" in pivot.columns:
         ax.hlines(pivot["noise-ceiling"].values, [i - 0.45 for i in range(len(pivot))],
                   [i + 0.45 for i in range(len(pivot))], colors="black", linestyles="--", label="noise ceiling")
@@ -112,7 +113,7 @@ def report(out_dir: Path) -> None:
     ax.set_ylabel("Top-1 agreement with LOGO (test split)")
     ax.set_ylim(0, 1)
     ax.set_title("digits: Top-1 vs LOGO per grouping (dashed: noise ceiling)")
-    ax.legend(fontsize=7, ncol=3)
+    ax.legend(fontsize=7, ncol=5)
     fig.tight_layout()
     png = out_dir / "digits-groupings.png"
     fig.savefig(png.with_suffix(".tmp.png"), dpi=120)
@@ -121,21 +122,27 @@ def report(out_dir: Path) -> None:
     print(f"wrote {csv} and {png}")
     specialists = ROOT / label_of("specialists")
     if (specialists / "results.json").exists():
-        shares = specialist_shares(specialists)
-        more = ROOT / f"{label_of('specialists')}-more"  # the slower methods, run separately
-        if (more / "results.json").exists():
-            shares.update({k: v for k, v in specialist_shares(more).items() if k not in shares})
+        shares = merged(specialists, specialist_shares)
         (out_dir / "digits-specialists-shares.json").write_text(json.dumps(shares, indent=1))
         print("specialists: share of test queries whose top group is a generalist / a specialist")
         for m, v in shares.items():
             print(f"  {m:16s} generalist {v['generalist']:.3f}  specialist {v['specialist']:.3f}")
     planted = ROOT / label_of("planted")
     if (planted / "results.json").exists():
-        shares = planted_shares(planted)
+        shares = merged(planted, planted_shares)
         (out_dir / "digits-planted-shares.json").write_text(json.dumps(shares, indent=1))
         print("planted: share of test queries whose top group is the copies' group / the source class")
         for m, v in shares.items():
             print(f"  {m:16s} copies {v['copies']:.3f}  source class {v['source']:.3f}  other {v['other']:.3f}")
+
+
+def merged(run_dir: Path, shares_of: Callable[[Path], dict]) -> dict:
+    """shares_of(run_dir), plus the methods of its `-more` folder (the slower methods, run separately)."""
+    shares = shares_of(run_dir)
+    more = run_dir.with_name(run_dir.name + "-more")
+    if (more / "results.json").exists():
+        shares.update({k: v for k, v in shares_of(more).items() if k not in shares})
+    return shares
 
 
 def top_groups(run_dir: Path, res: dict, skip: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
@@ -186,12 +193,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["run", "report"])
     parser.add_argument("--groupings", default=";".join(GROUPINGS), help="';'-separated grouping specs")
-    parser.add_argument("--methods", default=METHODS)
+    parser.add_argument("--methods", default=None, help=f"default: {METHODS} (with --more: {MORE})")
+    parser.add_argument("--more", action="store_true", help="the slower methods, into runs/study/<grouping>-more")
     parser.add_argument("--preset", default="default")
     parser.add_argument("--out", type=Path, default=Path("leaderboards"))
     args = parser.parse_args()
     if args.command == "run":
-        run_all([g for g in args.groupings.split(";") if g], args.methods, args.preset)
+        methods = args.methods or (MORE if args.more else METHODS)
+        run_all([g for g in args.groupings.split(";") if g], methods, args.preset, "-more" if args.more else "")
     else:
         report(args.out)
 

@@ -3,9 +3,13 @@
 - ELBO scoring throughput (image-timesteps/s) vs the raw batched UNet forward on the same inputs;
 - training throughput (images/s) of guda_bench.train vs a bare diffusers training loop (same model, batch);
 - TRAK featurisation in ms per training image (traker projector, the preset's projection size);
-- optionally GUDA's speedup vs LOGO and a warm run's wall seconds, read from a run folder (--run DIR).
+- optionally GUDA's speedup vs LOGO and a warm run's wall seconds, read from a run folder (--run DIR);
+- for any dataset (--dataset), a projection from these measured rates: the seconds the ground truth's
+  trainings (the full model and one LOGO model per group) and the train-set TRAK features take at this
+  machine's measured throughput. A projection, labelled as one: a cold run measures the real total.
 
-Usage: guda-bench bench [--preset default] [--run runs/digits --run runs/digits-warm] [--out FILE]
+Usage: guda-bench bench [--dataset digits] [--preset default] [--run runs/digits --run runs/digits-warm]
+       [--out FILE]
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from guda_bench import progress
+from guda_bench.benchmark import Benchmark
 from guda_bench.config import ElboConfig, to_jsonable
 from guda_bench.elbo import ElboScorer
 from guda_bench.errors import BenchError
@@ -107,7 +112,7 @@ def bench_train(preset, steps: int = 60, device: str = "cpu", precision: str = "
 
 def bench_trak(preset, n: int = 1797) -> dict:
     """TRAK featurisation (per-sample gradients over 10 timesteps + traker projection), ms per training image,
-    at digits scale (1,797 images), cold: the projection matrix is generated inside the timed call."""
+    over n images (digits scale: 1,797), cold: the projection matrix is generated inside the timed call."""
     from guda_bench.gradients import _projector, gradient_features
 
     _projector.cache_clear()
@@ -132,16 +137,32 @@ def from_run(run: Path) -> dict:
     return out
 
 
-def run_benchmarks(preset_name: str, runs: list[Path], out: Path) -> dict:
+def projection(bench: Benchmark, train: dict, trak: dict) -> dict:
+    """Seconds the truth's trainings and the train-set TRAK features take at the measured rates."""
+    recipe = bench.preset.recipe
+    models = bench.n_groups + 1
+    train_s = models * recipe.steps * recipe.batch_size / train["guda_bench_per_s"]
+    return {"what": "projection from the measured rates (not a measured total)",
+            "trainings": models, "images_per_training": recipe.steps * recipe.batch_size,
+            "truth_training_s": train_s, "n_train": len(bench.images),
+            "trak_train_features_s": trak["ms_per_image"] * len(bench.images) / 1000}
+
+
+def run_benchmarks(preset_name: str, runs: list[Path], out: Path, dataset: str = "digits") -> dict:
     """Measure, write `out` atomically, return the figures."""
     progress.set_enabled(False)
     for r in runs:
         if not (r / "results.json").exists():
             raise BenchError(f"--run {r}: no results.json there")
-    preset = DATASETS.create("digits").preset(preset_name)
-    result = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "preset": preset_name,
-              "environment": environment(), "elbo": bench_elbo(preset), "train": bench_train(preset),
-              "trak": bench_trak(preset),
-              "runs": [from_run(r) for r in runs]}
+    adapter = DATASETS.create(dataset)
+    preset = adapter.preset(preset_name)
+    bench = adapter.load(preset)
+    if bench.text is not None:
+        raise BenchError(f"guda-bench bench times unconditional models; {dataset!r} is text-to-image")
+    train = bench_train(preset, images=bench.images)
+    trak = bench_trak(preset, n=min(len(bench.images), 1797 if dataset == "digits" else 256))
+    result = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "dataset": dataset, "preset": preset_name,
+              "environment": environment(), "elbo": bench_elbo(preset), "train": train, "trak": trak,
+              "projection": projection(bench, train, trak), "runs": [from_run(r) for r in runs]}
     atomic_write_text(out, json.dumps(result, indent=1))
     return result

@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="registered methods and datasets, and whether each can run here")
     sub.add_parser("env", help="versions, device and git state (the provenance a run records)")
     bench = sub.add_parser("bench", help="speed ratios (ELBO vs raw forward, training vs bare diffusers loop)")
+    bench.add_argument("--dataset", default="digits", help="whose preset's model, recipe and images to time")
     bench.add_argument("--preset", default="default")
     bench.add_argument("--run", type=Path, action="append", default=[],
                        help="run folder to read GUDA's speedup and wall seconds from (repeatable: cold, warm)")
@@ -211,8 +212,8 @@ def cmd_env(_: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from guda_bench.bench import run_benchmarks
 
-    result = run_benchmarks(args.preset, args.run, args.out)
-    print(json.dumps({k: result[k] for k in ("elbo", "train", "trak", "runs")}, indent=1))
+    result = run_benchmarks(args.preset, args.run, args.out, dataset=args.dataset)
+    print(json.dumps({k: result[k] for k in ("elbo", "train", "trak", "projection", "runs")}, indent=1))
     return 0
 
 

@@ -12,8 +12,7 @@ from guda_bench.base_model import BaseModel
 from guda_bench.cli import main
 from guda_bench.errors import BenchError
 from guda_bench.models import load_unet
-from tests.test_text import _canvas
-from tests.tiny_pipeline import write_tiny_pipeline
+from tests.tiny_pipeline import write_tiny_canvas, write_tiny_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +40,7 @@ def test_base_model_reads_a_pipeline_folder_and_fingerprints_its_weights(pipelin
 
 def test_sd15_smoke_fine_tunes_the_base_and_runs_guda_c_end_to_end(pipeline, tmp_path, monkeypatch):
     monkeypatch.setenv("GUDA_BENCH_CACHE", str(tmp_path / "cache"))
-    _canvas(tmp_path / "uc")
+    write_tiny_canvas(tmp_path / "uc")
     out = tmp_path / "run"
     methods = ["logo", "guda-c", "pixel-cosine", "d-trak", "random", "guda"]
     assert main(["run", "--dataset", "unlearncanvas", "--data-root", str(tmp_path / "uc"), "--preset", "sd15-smoke",
@@ -68,7 +67,7 @@ def test_sd15_smoke_fine_tunes_the_base_and_runs_guda_c_end_to_end(pipeline, tmp
 
 def test_base_model_flags_are_checked_in_one_line(pipeline, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("GUDA_BENCH_BASE_MODEL", raising=False)
-    _canvas(tmp_path / "uc")
+    write_tiny_canvas(tmp_path / "uc")
     common = ["run", "--dataset", "unlearncanvas", "--data-root", str(tmp_path / "uc"), "--method", "random",
               "--out", str(tmp_path / "run"), "--quiet"]
     assert main([*common, "--preset", "sd15-smoke"]) == 2

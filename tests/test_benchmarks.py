@@ -25,3 +25,13 @@ def test_bench_metrics(benchmark):
     s, g = rng.random((400, 10)), rng.random((400, 10))
     out = benchmark.pedantic(metrics.summarize, args=(s, g), kwargs={"n_boot": 1000}, rounds=3, iterations=1)
     assert 0 <= out["top1"]["mean"] <= 1
+
+
+def test_bench_projection_scales_the_measured_rates_to_the_truth(tiny_bench):
+    from guda_bench.bench import projection
+
+    p = projection(tiny_bench, {"guda_bench_per_s": 12.0}, {"ms_per_image": 50.0})
+    recipe = tiny_bench.preset.recipe
+    assert p["trainings"] == 4 and p["images_per_training"] == recipe.steps * recipe.batch_size
+    assert p["truth_training_s"] == 4 * recipe.steps * recipe.batch_size / 12.0
+    assert p["trak_train_features_s"] == 15 * 0.05 and "projection" in p["what"]

@@ -17,6 +17,7 @@ from guda_bench.errors import BenchError
 from guda_bench.models import build_scheduler, load_unet
 from guda_bench.registry import DATASETS
 from guda_bench.text import TextData, TextStack
+from tests.tiny_pipeline import write_tiny_canvas
 
 
 @pytest.fixture
@@ -131,23 +132,10 @@ def test_guda_c_is_unavailable_on_an_unconditional_benchmark(tmp_path, monkeypat
     assert rows["guda-c"]["status"] == "unavailable" and "text-to-image" in rows["guda-c"]["reason"]
 
 
-def _canvas(root, styles=("Van_Gogh", "Ukiyoe", "Pixel_Art"), objects=("Dogs", "Cats"), n=2, skip=None):
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for s in styles:
-        for o in objects:
-            if (s, o) == skip:
-                continue
-            (root / s / o).mkdir(parents=True)
-            for i in range(n):
-                Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(root / s / o / f"{i}.jpg")
-
-
 def test_unlearncanvas_reads_style_object_folders(tmp_path):
     from guda_bench.runner import make_adapter
 
-    _canvas(tmp_path)
+    write_tiny_canvas(tmp_path)
     bench = make_adapter("unlearncanvas", tmp_path).load(DATASETS.entry("unlearncanvas").cls.presets["smoke"])
     assert bench.group_names == ["Pixel_Art", "Ukiyoe", "Van_Gogh"] and bench.images.shape == (12, 3, 16, 16)
     assert bench.text.prompt(1, 2) == "a Dogs in Van Gogh style"
@@ -156,7 +144,7 @@ def test_unlearncanvas_reads_style_object_folders(tmp_path):
 
 @pytest.mark.parametrize("skip, message", [(("Ukiyoe", "Cats"), "style 'Ukiyoe' has no images of object 'Cats'")])
 def test_unlearncanvas_bad_layout_is_one_line_exit_2(tmp_path, capsys, skip, message):
-    _canvas(tmp_path / "uc", skip=skip)
+    write_tiny_canvas(tmp_path / "uc", skip=skip)
     code = main(["run", "--dataset", "unlearncanvas", "--data-root", str(tmp_path / "uc"), "--preset", "smoke",
                  "--method", "random", "--out", str(tmp_path / "run"), "--quiet"])
     err = capsys.readouterr().err.strip()

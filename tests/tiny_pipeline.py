@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -43,3 +44,20 @@ def write_tiny_pipeline(folder: Path, seed: int = 0, max_length: int = 24) -> Pa
     PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
                   skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1).save_pretrained(folder / "scheduler")
     return folder
+
+
+def write_tiny_canvas(root: Path, styles: tuple[str, ...] = ("Van_Gogh", "Ukiyoe", "Pixel_Art"),
+                      objects: tuple[str, ...] = ("Dogs", "Cats"), n: int = 2,
+                      skip: tuple[str, str] | None = None) -> Path:
+    """An UnlearnCanvas-shaped folder ROOT/<style>/<object>/<n jpgs> of random colour images (skip one pair)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for s in styles:
+        for o in objects:
+            if (s, o) == skip:
+                continue
+            (root / s / o).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(root / s / o / f"{i}.jpg")
+    return root
