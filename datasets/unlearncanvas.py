@@ -81,6 +81,8 @@ SD15 = Preset(
     anchor=AnchorConfig(steps=200, pair_batch=8, lr=1e-5),
     unlearn=UnlearnConfig(steps=200, pair_batch=8, lr=1e-5),
     base_model=BaseModelConfig(resolution=512, encode_batch=8),
+    # per-sample gradients of an 860M-parameter UNet: one image per vmapped call
+    method_options={"trak": {"batch_size": 1}, "d-trak": {"batch_size": 1}, "das": {"batch_size": 1}},
 )
 SD15_SMOKE = Preset(
     name="sd15-smoke",

@@ -121,8 +121,9 @@ def bench_trak(preset, n: int = 1797) -> dict:
     images = torch.rand((n, preset.model.in_channels, preset.model.sample_size, preset.model.sample_size)) * 2 - 1
     proj_dim = int(preset.method_options.get("trak", {}).get("proj_dim", 2048))
     t0 = time.perf_counter()
+    batch = int(preset.method_options.get("trak", {}).get("batch_size", 128))  # vmapped per-sample gradients
     gradient_features(unet, build_scheduler(preset.recipe), images, [str(i) for i in range(n)], "loss",
-                      proj_dim=proj_dim)
+                      proj_dim=proj_dim, batch_size=batch)
     seconds = time.perf_counter() - t0
     return {"images": n, "proj_dim": proj_dim, "ms_per_image": 1000 * seconds / n, "target_ms": 20.0}
 
