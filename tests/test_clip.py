@@ -76,8 +76,8 @@ def reference_embed(model, images: torch.Tensor) -> torch.Tensor:
 
 def fake_ctx(bench, n_queries: int = 4) -> SimpleNamespace:
     g = torch.Generator().manual_seed(1)
-    return SimpleNamespace(bench=bench, queries=torch.rand((n_queries, 1, 8, 8), generator=g) * 2 - 1,
-                           device="cpu")
+    queries = torch.rand((n_queries, 1, 8, 8), generator=g) * 2 - 1
+    return SimpleNamespace(bench=bench, queries=queries, query_images=queries, device="cpu")
 
 
 @pytest.mark.parametrize("aggregate", ["mean", "max"])
