@@ -120,20 +120,16 @@ def report(out_dir: Path) -> None:
     png.with_suffix(".tmp.png").replace(png)
     print(pivot.round(3).to_string())
     print(f"wrote {csv} and {png}")
-    specialists = ROOT / label_of("specialists")
-    if (specialists / "results.json").exists():
-        shares = merged(specialists, specialist_shares)
-        (out_dir / "digits-specialists-shares.json").write_text(json.dumps(shares, indent=1))
-        print("specialists: share of test queries whose top group is a generalist / a specialist")
-        for m, v in shares.items():
-            print(f"  {m:16s} generalist {v['generalist']:.3f}  specialist {v['specialist']:.3f}")
-    planted = ROOT / label_of("planted")
-    if (planted / "results.json").exists():
-        shares = merged(planted, planted_shares)
-        (out_dir / "digits-planted-shares.json").write_text(json.dumps(shares, indent=1))
-        print("planted: share of test queries whose top group is the copies' group / the source class")
-        for m, v in shares.items():
-            print(f"  {m:16s} copies {v['copies']:.3f}  source class {v['source']:.3f}  other {v['other']:.3f}")
+    share_tables = [("specialists", specialist_shares, "whose top group is a generalist / a specialist"),
+                    ("planted", planted_shares, "whose top group is the copies' group / the source class / other")]
+    for grouping, shares_of, what in share_tables:
+        run_dir = ROOT / label_of(grouping)
+        if (run_dir / "results.json").exists():
+            shares = merged(run_dir, shares_of)
+            (out_dir / f"digits-{grouping}-shares.json").write_text(json.dumps(shares, indent=1))
+            print(f"{grouping}: share of test queries {what}")
+            for m, v in shares.items():
+                print(f"  {m:16s} " + "  ".join(f"{k} {x:.3f}" for k, x in v.items()))
 
 
 def merged(run_dir: Path, shares_of: Callable[[Path], dict]) -> dict:

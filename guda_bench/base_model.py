@@ -28,14 +28,20 @@ ENV_BASE_MODEL = "GUDA_BENCH_BASE_MODEL"
 class BaseModel:
     """The parts of a local diffusers text-to-image pipeline that a fine-tune recipe uses."""
 
-    def __init__(self, folder: Path | str) -> None:
+    def __init__(self, folder: Path | str, encode_batch: int = 8) -> None:
         self.folder = Path(folder).expanduser()
+        self.encode_batch = encode_batch  # images per VAE encode / decode call
         if not self.folder.is_dir():
             raise BenchError(f"base model folder {self.folder} does not exist (a local diffusers pipeline folder, "
                              f"e.g. Stable Diffusion 1.5; nothing is downloaded)")
         missing = [f"{p}/" for p in PARTS if not (self.folder / p).is_dir()]
         if missing:
             raise BenchError(f"{self.folder} is not a diffusers pipeline folder: missing {', '.join(missing)}")
+
+    def __getstate__(self) -> dict:
+        """What travels to a Ray worker: the folder and the fingerprint if already computed (so a worker
+        never re-hashes the weights), not the loaded VAE."""
+        return {k: v for k, v in self.__dict__.items() if k in ("folder", "encode_batch", "fingerprint")}
 
     @cached_property
     def fingerprint(self) -> str:
@@ -74,16 +80,18 @@ class BaseModel:
         return float(self.vae.config.scaling_factor)
 
     @torch.no_grad()
-    def encode(self, images: torch.Tensor, batch_size: int, device: str = "cpu") -> torch.Tensor:
+    def encode(self, images: torch.Tensor, batch_size: int | None = None, device: str = "cpu") -> torch.Tensor:
         """Images in [-1, 1] [N, 3, H, W] -> scaled latents [N, 4, H/f, W/f] (posterior mean), float32 on CPU."""
+        batch_size = batch_size or self.encode_batch
         vae = self.vae.to(device)
         out = [vae.encode(images[i:i + batch_size].to(device)).latent_dist.mean.float().cpu()
                for i in range(0, len(images), batch_size)]
         return torch.cat(out) * self.scaling_factor
 
     @torch.no_grad()
-    def decode(self, latents: torch.Tensor, batch_size: int, device: str = "cpu") -> torch.Tensor:
+    def decode(self, latents: torch.Tensor, batch_size: int | None = None, device: str = "cpu") -> torch.Tensor:
         """Scaled latents -> images in [-1, 1], float32 on CPU."""
+        batch_size = batch_size or self.encode_batch
         vae = self.vae.to(device)
         out = [vae.decode(latents[i:i + batch_size].to(device) / self.scaling_factor).sample.float().cpu()
                for i in range(0, len(latents), batch_size)]

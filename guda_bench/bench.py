@@ -119,9 +119,10 @@ def bench_trak(preset, n: int = 1797) -> dict:
     torch.manual_seed(0)
     unet = build_unet(preset.model)
     images = torch.rand((n, preset.model.in_channels, preset.model.sample_size, preset.model.sample_size)) * 2 - 1
-    proj_dim = int(preset.method_options.get("trak", {}).get("proj_dim", 2048))
+    options = preset.method_options.get("trak", {})
+    proj_dim = int(options.get("proj_dim", 2048))
+    batch = int(options.get("batch_size", 128))  # images per vmapped per-sample-gradient call
     t0 = time.perf_counter()
-    batch = int(preset.method_options.get("trak", {}).get("batch_size", 128))  # vmapped per-sample gradients
     gradient_features(unet, build_scheduler(preset.recipe), images, [str(i) for i in range(n)], "loss",
                       proj_dim=proj_dim, batch_size=batch)
     seconds = time.perf_counter() - t0

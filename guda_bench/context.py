@@ -40,7 +40,7 @@ class Context:
 
     def __init__(self, bench: Benchmark, store: Store, seed: int = 0, device: str = "cpu",
                  executor: LocalExecutor | RayExecutor | None = None, precision: str = "fp32",
-                 base_model: Path | None = None) -> None:
+                 base_model: BaseModel | None = None) -> None:
         self.bench = bench
         self.executor = executor or LocalExecutor()
         self.preset = bench.preset
@@ -49,7 +49,7 @@ class Context:
         self.device = device
         self.precision = precision  # "bf16": every build runs under CUDA bf16 autocast, keyed apart from fp32
         # a fine-tune recipe: the pretrained pipeline the models start from (latent space, its own schedule)
-        self.base = BaseModel(base_model) if base_model is not None else None
+        self.base = base_model
         self.scheduler = self.base.scheduler() if self.base else build_scheduler(self.preset.recipe)
         self.data_hash = bench.data_hash()
         self._stage: dict[str, float] | None = None
@@ -116,10 +116,9 @@ class Context:
         if self.base is None:
             return self.bench.images
         spec = {"data": self.data_hash, "base_model": self.base.fingerprint}
-        batch = self.preset.base_model.encode_batch if self.preset.base_model else 8
 
         def build(folder: Path) -> None:
-            np.save(folder / "latents.npy", self.base.encode(self.bench.images, batch, self.device).numpy())
+            np.save(folder / "latents.npy", self.base.encode(self.bench.images, device=self.device).numpy())
 
         art = self.fetch("latents", spec, build, charge=False)
         return torch.from_numpy(np.load(art.path / "latents.npy"))
@@ -201,8 +200,7 @@ class Context:
                                 self.bench.query_t, q.batch_size, self.device)
             np.save(folder / "queries.npy", x.numpy())
             if self.base is not None:  # latents: keep the decoded images next to them
-                batch = self.preset.base_model.encode_batch if self.preset.base_model else 8
-                np.save(folder / "images.npy", self.base.decode(x, batch, self.device).numpy())
+                np.save(folder / "images.npy", self.base.decode(x, device=self.device).numpy())
 
         return self.fetch("queries", spec, build, charge=False)
 

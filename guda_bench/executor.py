@@ -83,7 +83,7 @@ def _apply(fn: Callable[[Any], Any], item: Any, threads: int = 1) -> Any:
     return fn(item)
 
 
-def _worker_context(bench: Any, cache: Path, run_seed: int, device: str, precision: str, base_model: Path | None):
+def _worker_context(bench: Any, cache: Path, run_seed: int, device: str, precision: str, base_model: Any):
     from guda_bench import progress
     from guda_bench.context import Context
     from guda_bench.store import Store
@@ -92,7 +92,7 @@ def _worker_context(bench: Any, cache: Path, run_seed: int, device: str, precisi
     return Context(bench, Store(cache), seed=run_seed, device=device, precision=precision, base_model=base_model)
 
 
-def _context_job(bench: Any, cache: Path, run_seed: int, device: str, precision: str, base_model: Path | None,
+def _context_job(bench: Any, cache: Path, run_seed: int, device: str, precision: str, base_model: Any,
                  fn: Callable[[Any, Any], Any], item: Any) -> Any:
     return fn(_worker_context(bench, cache, run_seed, device, precision, base_model), item)
 
@@ -105,9 +105,8 @@ def prebuild(ctx: Any, fn: Callable[[Any, Any], Any], items: Sequence[Any]) -> N
     """
     if ctx.executor.parallel:
         _ = ctx.full, ctx.queries_artefact  # the workers read these from the cache
-        base = ctx.base.folder if ctx.base else None
-        ctx.executor.map(partial(_context_job, ctx.bench, ctx.store.root, ctx.seed, ctx.device, ctx.precision, base,
-                                 fn), list(items))
+        ctx.executor.map(partial(_context_job, ctx.bench, ctx.store.root, ctx.seed, ctx.device, ctx.precision,
+                                 ctx.base, fn), list(items))
 
 
 def _logo_model(seed: int, ctx: Any, k: int) -> str:

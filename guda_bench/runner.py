@@ -60,7 +60,7 @@ class RunSpec:
     base_model: Path | None = None  # a local diffusers pipeline folder, for presets that fine-tune one
 
 
-def resolve_base_model(spec: RunSpec, preset: Any) -> Path | None:
+def resolve_base_model(spec: RunSpec, preset: Any) -> BaseModel | None:
     """The pretrained pipeline folder a fine-tune preset needs (--base-model, else $GUDA_BENCH_BASE_MODEL)."""
     folder = spec.base_model or (Path(os.environ[ENV_BASE_MODEL]) if os.environ.get(ENV_BASE_MODEL) else None)
     if preset.base_model is None:
@@ -70,8 +70,7 @@ def resolve_base_model(spec: RunSpec, preset: Any) -> Path | None:
     if folder is None:
         raise BenchError(f"preset {preset.name!r} fine-tunes a local pipeline ({preset.base_model.description}): "
                          f"pass --base-model PATH or set ${ENV_BASE_MODEL}")
-    BaseModel(folder)  # one-line error now for a missing folder or part, before anything is built
-    return folder
+    return BaseModel(folder, preset.base_model.encode_batch)  # checks the folder now, before anything is built
 
 
 def make_adapter(name: str, data_root: str | Path | None = None) -> Any:
