@@ -52,7 +52,7 @@ def anchor_unlearn(full: torch.nn.Module, scheduler: DDPMScheduler, images: torc
                    device: str = "cpu", label: str = "anchor unlearn") -> torch.nn.Module:
     """A copy of the text-conditional `full` fine-tuned to forget style group k; raw weights returned.
 
-    prompt_hidden: [P, L, D] hidden states of text.all_prompts(); groups must be text's styles.
+    prompt_hidden: [P, L, D] hidden states of text.all_prompts(); group k must be one style (pi's zero).
     """
     if cfg.anchors not in ANCHOR_MODES:
         raise ValueError(f"unknown anchors {cfg.anchors!r} (known: {', '.join(ANCHOR_MODES)})")

@@ -21,7 +21,7 @@ class Benchmark:
     grouping: str
     images: torch.Tensor  # [N, C, H, W], float32 in [-1, 1]
     labels: np.ndarray  # [N] class label (for class-sanity), -1 where unknown
-    group_of: np.ndarray  # [N] group index in 0..n_groups-1
+    group_of: np.ndarray  # [N] group index in 0..n_groups-1; -1: background (guda_bench.targets)
     group_names: list[str]
     preset: Preset
     # set by a grouping (guda_bench.groupings): its parameters, and images the queries start near
@@ -40,9 +40,10 @@ class Benchmark:
             raise ValueError("images must be [N, C, H, W]")
         if len(self.group_of) != len(self.images) or len(self.labels) != len(self.images):
             raise ValueError("one group and one label per image")
-        present = set(np.unique(self.group_of).tolist())
+        present = set(np.unique(self.group_of).tolist()) - {-1}  # -1: background images (never a candidate)
         if present != set(range(len(self.group_names))):
-            raise ValueError("every group must hold at least one image and group ids must be 0..n_groups-1")
+            raise ValueError("every group must hold at least one image and group ids must be 0..n_groups-1 "
+                             "(or -1 for background)")
         if self.text is not None and len(self.text.content_of) != len(self.images):
             raise ValueError("one prompt (content, style) per image")
 
@@ -55,6 +56,19 @@ class Benchmark:
 
     def without(self, k: int) -> np.ndarray:
         return np.flatnonzero(self.group_of != k)
+
+    @property
+    def has_background(self) -> bool:
+        return bool((self.group_of < 0).any())
+
+    def style_of_group(self, k: int) -> int:
+        """Index into text.styles of group k (text-to-image benchmarks group by style)."""
+        if self.text is None:
+            raise ValueError(f"{self.dataset} has no prompts")
+        styles = np.unique(self.text.style_of[self.group_of == k])
+        if len(styles) != 1:
+            raise ValueError(f"group {self.group_names[k]!r} holds {len(styles)} styles; groups must be styles")
+        return int(styles[0])
 
     def full_model_hash(self) -> str:
         """Identity of the data the full model is trained on (the grouping only matters for LOGO)."""

@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "$GUDA_BENCH_BASE_MODEL)")
     run.add_argument("--grouping", default="class",
                      help="class | owners | owners-sized | redundant | planted, with NAME:key=value,... parameters")
+    run.add_argument("--targets", default=None, metavar="NAME,NAME,...",
+                     help="score only these groups; the others stay in every model as background (e.g. 16 of "
+                          "UnlearnCanvas's 60 styles, SPEC §7)")
     run.add_argument("--preset", default="default", help="smoke (about a minute) or default (full benchmark)")
     run.add_argument("--out", type=Path, default=Path("runs/latest"), help="run folder to write")
     run.add_argument("--cache", type=Path, default=None,
@@ -146,6 +149,7 @@ def collect_options(items: list[tuple[str, str, str]]) -> dict[str, dict[str, st
 def cmd_run(args: argparse.Namespace) -> int:
     from guda_bench.registry import resolve_methods
     from guda_bench.runner import RunSpec, run
+    from guda_bench.targets import parse_targets
 
     cache = cache_dir(args.cache)
     if args.threads:
@@ -153,8 +157,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     spec = RunSpec(methods=resolve_methods(args.method), dataset=args.dataset, preset=args.preset,
-                   grouping=args.grouping, out=args.out, cache=cache, seed=args.seed,
-                   ceiling_seeds=args.ceiling_seeds, device=args.device, quiet=args.quiet,
+                   grouping=args.grouping, targets=parse_targets(args.targets), out=args.out, cache=cache,
+                   seed=args.seed, ceiling_seeds=args.ceiling_seeds, device=args.device, quiet=args.quiet,
                    method_timeout=args.method_timeout, method_options=collect_options(args.option),
                    data_root=args.data_root, executor=args.executor, ray_address=args.ray_address,
                    precision=args.precision, base_model=args.base_model)

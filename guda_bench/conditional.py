@@ -43,13 +43,21 @@ def build_conditional_unet(cfg: ModelConfig, n_groups: int) -> UNet2DModel:
     return build_unet(cfg, num_class_embeds=n_groups + 1)
 
 
+def null_label(group_of: np.ndarray, n_groups: int) -> int:
+    """The null label: n_groups, or n_groups + 1 when background images (group -1) take label n_groups."""
+    return n_groups + int((np.asarray(group_of) < 0).any())
+
+
 def train_conditional(images: torch.Tensor, group_of: np.ndarray, n_groups: int, model_cfg: ModelConfig,
                       recipe: TrainRecipe, seed: int, label_dropout: float = LABEL_DROPOUT, device: str = "cpu",
                       label: str = "train conditional") -> UNet2DModel:
-    """train.train_model's recipe (coupled batches and draws, AdamW, cosine schedule, EMA) with group labels,
-    a seeded share `label_dropout` of them replaced by the null label n_groups. Returns the EMA weights."""
+    """train.train_model's recipe (coupled batches and draws, AdamW, cosine schedule, EMA) with group labels
+    (background images, if any, share one label of their own), a seeded share `label_dropout` of them replaced
+    by the null label. Returns the EMA weights."""
+    group_of = np.asarray(group_of)
+    labels = np.where(group_of < 0, n_groups, group_of)
     return train_model(images, np.arange(len(images)), model_cfg, recipe, seed, device, label,
-                       class_labels=np.asarray(group_of), null_label=n_groups, label_dropout=label_dropout)
+                       class_labels=labels, null_label=null_label(group_of, n_groups), label_dropout=label_dropout)
 
 
 def conditional_spec(ctx: Context, label_dropout: float) -> dict:
@@ -102,9 +110,10 @@ class EsdConfig:
 
 
 def esd_unlearn(full: torch.nn.Module, cond: torch.nn.Module, scheduler: DDPMScheduler, images: torch.Tensor,
-                group_of: np.ndarray, k: int, n_groups: int, cfg: EsdConfig, device: str = "cpu",
+                group_of: np.ndarray, k: int, null: int, cfg: EsdConfig, device: str = "cpu",
                 label: str = "unlearn (esd)") -> torch.nn.Module:
-    """Fine-tune a copy of the unconditional `full` towards ESD targets on group k; return the raw weights."""
+    """Fine-tune a copy of the unconditional `full` towards ESD targets on group k (`null`: the conditional
+    model's null label); return the raw weights."""
     forget = images[group_of == k]
     retain = images[group_of != k]
     student = copy.deepcopy(full).to(device).train()
@@ -116,7 +125,7 @@ def esd_unlearn(full: torch.nn.Module, cond: torch.nn.Module, scheduler: DDPMSch
             d = paired_draws(retain, forget, cfg.pair_batch, abar, torch.Generator().manual_seed(
                 _seed_of(cfg.seed, 9, k, step)))
             xt_f, t_f = d.xt_f.to(device), d.t_f.to(device)
-            target = esd_target(cond, xt_f, t_f, k, n_groups, cfg.guidance)
+            target = esd_target(cond, xt_f, t_f, k, null, cfg.guidance)
             loss = F.mse_loss(student(d.xt_r.to(device), d.t_r.to(device)).sample, d.eps_r.to(device))
             loss = loss + cfg.lambda_forget * F.mse_loss(student(xt_f, t_f).sample, target)
             optimizer_step(loss, student, opt, cfg.grad_clip)
@@ -133,7 +142,7 @@ def esd_unlearned_terms(ctx: Context, k: int, cfg: EsdConfig, cond_art: Artefact
 
     def build(folder: Path) -> None:
         unet = esd_unlearn(ctx.full_unet, cond_loader(), ctx.scheduler, ctx.bench.images, ctx.bench.group_of, k,
-                           ctx.bench.n_groups, cfg, ctx.device, label)
+                           null_label(ctx.bench.group_of, ctx.bench.n_groups), cfg, ctx.device, label)
         save_unet(unet.cpu(), folder)
 
     art = ctx.fetch("unlearned-esd", spec, build)

@@ -1,7 +1,8 @@
 """Configuration as data: every knob that changes a number lives in one of these frozen dataclasses.
 
 Their canonical JSON is hashed into cache keys and results, so a changed knob can never reuse a stale
-artefact.
+artefact. A knob added after keys were published is declared with ``added_knob(default)``: it joins the
+hash only when set to something else, so existing caches, truth hashes and leaderboards stay valid.
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ class ModelConfig:
     norm_num_groups: int = 8
     dropout: float = 0.0
 
+ADDED = "added_knob"  # field metadata: left out of canonical_hash while at its default
+
+
+def added_knob(default: Any) -> Any:
+    """A dataclass field hashed only when it differs from `default` (see the module docstring)."""
+    return field(default=default, metadata={ADDED: True})
+
 
 @dataclass(frozen=True)
 class TrainRecipe:
@@ -41,6 +49,9 @@ class TrainRecipe:
     num_train_timesteps: int = 1000
     beta_schedule: str = "linear"
     hflip: bool = False
+    # text-to-image: share of each batch's prompts replaced by the empty prompt (what classifier-free
+    # guidance needs: QueryConfig.guidance_scale)
+    prompt_dropout: float = added_knob(0.0)
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,9 @@ class QueryConfig:
     batch_size: int = 400
     tune_fraction: float = 0.5
     split_seed: int = 7
+    # text-to-image: classifier-free guidance scale of prompted queries (1.0: none; > 1 needs a model trained
+    # with TrainRecipe.prompt_dropout > 0)
+    guidance_scale: float = added_knob(1.0)
 
 
 @dataclass(frozen=True)
@@ -165,14 +179,16 @@ class Preset:
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def to_jsonable(obj: Any) -> Any:
-    """Dataclasses/tuples/numpy scalars to plain JSON types, recursively."""
+def to_jsonable(obj: Any, for_key: bool = False) -> Any:
+    """Dataclasses/tuples/numpy scalars to plain JSON types, recursively. `for_key` leaves out added knobs at
+    their default (see the module docstring)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: to_jsonable(getattr(obj, f.name), for_key) for f in dataclasses.fields(obj)
+                if not (for_key and f.metadata.get(ADDED) and getattr(obj, f.name) == f.default)}
     if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
+        return {str(k): to_jsonable(v, for_key) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
+        return [to_jsonable(v, for_key) for v in obj]
     if hasattr(obj, "item") and callable(obj.item):
         return obj.item()
     return obj
@@ -180,5 +196,5 @@ def to_jsonable(obj: Any) -> Any:
 
 def canonical_hash(obj: Any) -> str:
     """sha256 of the canonical JSON of obj: the identity of a configuration."""
-    blob = json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"))
+    blob = json.dumps(to_jsonable(obj, for_key=True), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()

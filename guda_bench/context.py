@@ -103,7 +103,8 @@ class Context:
         def build(folder: Path) -> dict:
             unet = train_model(self.train_data, keep, self.preset.model, self.preset.recipe, seed,
                                self.device, label, text=self.preset.text, cond=self.image_cond,
-                               init=self.base.unet() if self.base else None, scheduler=self.scheduler)
+                               init=self.base.unet() if self.base else None, scheduler=self.scheduler,
+                               null_cond=self.null_cond)
             save_unet(unet.cpu(), folder)
             return {"n_train": int(len(keep))}
 
@@ -153,6 +154,11 @@ class Context:
         return self.prompt_states[0][torch.from_numpy(self.bench.text.image_prompt_index())]
 
     @cached_property
+    def null_cond(self) -> torch.Tensor | None:
+        """[L, D] hidden states of the empty prompt (prompt dropout, classifier-free guidance)."""
+        return None if self.text_stack is None else self.text_stack.encode([""])[0][0]
+
+    @cached_property
     def query_prompts(self) -> np.ndarray | None:
         """[n_queries] index into bench.text.all_prompts() of each query's prompt."""
         if self.bench.text is None:
@@ -185,13 +191,16 @@ class Context:
 
         anchors = self.bench.query_anchors
         spec: dict = {"full": self.full.key, "queries": q}
+        if self.bench.text is not None and self.bench.text.query_styles is not None:  # target styles only
+            spec["query_styles"] = list(self.bench.text.query_styles)
         if anchors is not None:  # queries near given images (planted grouping)
             spec.update(anchors=hashlib.sha256(anchors.numpy().tobytes()).hexdigest(), start_t=self.bench.query_t)
 
         def build(folder: Path) -> None:
             if self.query_cond is not None:
                 x = sample_prompted(self.full_unet, self.scheduler, self.query_cond, tuple(self.train_data.shape[1:]),
-                                    q.seed, q.inference_steps, q.batch_size, self.device)
+                                    q.seed, q.inference_steps, q.batch_size, self.device, q.guidance_scale,
+                                    self.null_cond)
             elif anchors is None:
                 x = sample_queries(self.full_unet, self.scheduler, q.n_queries, q.seed, q.inference_steps,
                                    q.batch_size, self.device)

@@ -221,13 +221,15 @@ def leverages(phi_train: np.ndarray, lam: float) -> np.ndarray:
 
 
 def group_aggregate(instance_scores: np.ndarray, group_of: np.ndarray, n_groups: int, how: str = "sum") -> np.ndarray:
-    """[n_query, n_train] -> [n_query, n_groups]: sum (or mean) of the instance scores of each group."""
+    """[n_query, n_train] -> [n_query, n_groups]: sum (or mean) of the instance scores of each group
+    (background images, group -1, belong to none)."""
     if how not in ("sum", "mean"):
         raise ValueError(f"unknown aggregate {how!r} (use 'sum' or 'mean')")
     scores = np.asarray(instance_scores, dtype=np.float64)
     group_of = np.asarray(group_of)
     onehot = np.zeros((len(group_of), n_groups))
-    onehot[np.arange(len(group_of)), group_of] = 1.0
+    member = group_of >= 0
+    onehot[np.flatnonzero(member), group_of[member]] = 1.0
     out = scores @ onehot
     if how == "mean":
         out = out / np.maximum(onehot.sum(0), 1.0)

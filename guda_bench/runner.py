@@ -37,6 +37,7 @@ from guda_bench.provenance import environment
 from guda_bench.registry import DATASETS, METHODS
 from guda_bench.results import SCHEMA_VERSION, print_table, save_scores, write_run
 from guda_bench.store import Store, atomic_write_bytes
+from guda_bench.targets import with_targets
 
 
 @dataclass
@@ -45,6 +46,7 @@ class RunSpec:
     dataset: str = "digits"
     preset: str = "default"
     grouping: str = "class"
+    targets: tuple[str, ...] | None = None  # candidate groups (--targets); the others are background
     out: Path = Path("runs/latest")
     cache: Path = Path(".guda-cache")
     seed: int = 0
@@ -110,10 +112,12 @@ def time_limit(seconds: float | None) -> Iterator[None]:
 
 
 def benchmark_of(run: dict[str, Any]) -> Benchmark:
-    """Rebuild a finished run's training data (adapter, preset, grouping) from its results.json "run" block."""
+    """Rebuild a finished run's training data (adapter, preset, grouping, targets) from its results.json "run"
+    block."""
     params = dict(run.get("grouping_params") or {"name": "class"})
     adapter = make_adapter(run["dataset"], run.get("data_root"))
-    return apply_grouping(adapter.load(adapter.preset(run["preset"])), GroupingSpec(params.pop("name"), params))
+    bench = apply_grouping(adapter.load(adapter.preset(run["preset"])), GroupingSpec(params.pop("name"), params))
+    return with_targets(bench, tuple(run["targets"]) if run.get("targets") else None)
 
 
 def truth_hash(gold: np.ndarray, queries_key: str) -> str:
@@ -197,7 +201,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
     if (spec.out / "results.json").exists():  # an earlier run's folder: drop its score files, not others
         for stale in (spec.out / "scores").glob("*.npy"):
             stale.unlink()
-    bench = apply_grouping(adapter.load(preset), grouping)
+    bench = with_targets(apply_grouping(adapter.load(preset), grouping), spec.targets)
     preset = bench.preset  # an adapter may fit the preset to its data (e.g. the image channels)
     if bench.n_groups < 3:
         raise BenchError(f"grouping {bench.grouping!r} gives {bench.n_groups} groups; NDCG@3 and Top-3 need >= 3")
@@ -225,7 +229,9 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context) -> dict[str
             "command": " ".join(shlex.quote(a) for a in sys.argv) if sys.argv else "",
             "dataset": spec.dataset, "data_root": str(spec.data_root) if spec.data_root else None,
             "preset": preset.name, "grouping": bench.grouping,
-            "grouping_params": bench.grouping_params or {"name": "class"}, "seed": spec.seed,
+            "grouping_params": bench.grouping_params or {"name": "class"},
+            "targets": list(spec.targets) if spec.targets else None,
+            "n_background": int((bench.group_of < 0).sum()), "seed": spec.seed,
             "ceiling_seeds": preset.ceiling_seeds, "device": spec.device, "precision": spec.precision,
             "base_model": {"path": str(ctx.base.folder), "fingerprint": ctx.base.fingerprint} if ctx.base else None,
             "n_groups": bench.n_groups, "groups": bench.group_names, "n_train": len(bench.images),

@@ -56,19 +56,30 @@ def sample_near(unet: torch.nn.Module, scheduler: DDPMScheduler, anchors: torch.
 
 @torch.no_grad()
 def _reverse(unet: torch.nn.Module, sched: DDPMScheduler, x: torch.Tensor, steps: list[int],
-             gens: list[torch.Generator], cond: torch.Tensor | None = None) -> torch.Tensor:
+             gens: list[torch.Generator], cond: torch.Tensor | None = None, guidance: float = 1.0,
+             null_cond: torch.Tensor | None = None) -> torch.Tensor:
     """DDPM reverse steps from x at steps[0] down to 0, on CPU; clamped to [-1, 1] when the scheduler clips
-    (pixel space; latents are left as they are)."""
+    (pixel space; latents are left as they are). With guidance != 1, classifier-free guidance:
+    eps = eps(x, null) + guidance * (eps(x, cond) - eps(x, null)), both in one batched forward."""
     for t in steps:
-        eps = denoise(unet, x, t, cond)
+        if guidance == 1.0:
+            eps = denoise(unet, x, t, cond)
+        else:
+            both = denoise(unet, torch.cat([x, x]), t, torch.cat([null_cond.expand_as(cond), cond]))
+            eps_null, eps_cond = both.chunk(2)
+            eps = eps_null + guidance * (eps_cond - eps_null)
         x = sched.step(eps, t, x, generator=gens).prev_sample
     return (x.clamp(-1, 1) if sched.config.clip_sample else x).cpu()
 
 
 def sample_prompted(unet: torch.nn.Module, scheduler: DDPMScheduler, cond: torch.Tensor, shape: tuple[int, ...],
-                    seed: int, inference_steps: int, batch_size: int, device: str = "cpu") -> torch.Tensor:
-    """One DDPM sample per row of `cond` ([n, L, D] text hidden states) from a text-conditional UNet,
-    one seeded generator per query (no classifier-free guidance: the model is trained on every prompt)."""
+                    seed: int, inference_steps: int, batch_size: int, device: str = "cpu", guidance: float = 1.0,
+                    null_cond: torch.Tensor | None = None) -> torch.Tensor:
+    """One DDPM sample per row of `cond` ([n, L, D] text hidden states) from a text-conditional UNet, one
+    seeded generator per query; classifier-free guidance with `guidance` != 1 (`null_cond`: the empty
+    prompt's [L, D] hidden states)."""
+    if guidance != 1.0 and null_cond is None:
+        raise ValueError("classifier-free guidance needs the empty prompt's hidden states (null_cond)")
     sched = DDPMScheduler.from_config(scheduler.config)
     sched.set_timesteps(inference_steps)
     steps = [int(t) for t in sched.timesteps]
@@ -80,6 +91,7 @@ def sample_prompted(unet: torch.nn.Module, scheduler: DDPMScheduler, cond: torch
             count = min(batch_size, n - start)
             gens = [torch.Generator(device=device).manual_seed(_seed_of(seed, 4, start + i)) for i in range(count)]
             x = torch.stack([torch.randn(shape, generator=g, device=device) for g in gens])
-            out.append(_reverse(unet, sched, x, steps, gens, cond[start:start + count].to(device)))
+            out.append(_reverse(unet, sched, x, steps, gens, cond[start:start + count].to(device), guidance,
+                                None if null_cond is None else null_cond.to(device)))
             advance(count)
     return torch.cat(out)

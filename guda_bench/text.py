@@ -37,6 +37,7 @@ class TextData:
     template: str = "a {content} in {style} style"
     no_style_template: str = "a {content}"  # GUDA-C's "style description removed" ablation
     style_template: str = "{style} style"  # the style's own description (text prototype)
+    query_styles: tuple[int, ...] | None = None  # styles queries are written in (None: all; guda_bench.targets)
 
     def prompt(self, content: int, style: int | None) -> str:
         if style is None:
@@ -63,9 +64,10 @@ class TextData:
         return len(self.styles) * len(self.contents) + len(self.contents) + np.asarray(style)
 
     def query_pairs(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """(content, style) of query i: the (style, content) grid in style-major order, repeated."""
-        combo = np.arange(n) % (len(self.styles) * len(self.contents))
-        return combo % len(self.contents), combo // len(self.contents)
+        """(content, style) of query i: the (query style, content) grid in style-major order, repeated."""
+        styles = np.asarray(self.query_styles if self.query_styles is not None else range(len(self.styles)))
+        combo = np.arange(n) % (len(styles) * len(self.contents))
+        return combo % len(self.contents), styles[combo // len(self.contents)]
 
     def image_prompt_index(self) -> np.ndarray:
         return self.prompt_index(self.content_of, self.style_of)
@@ -73,15 +75,14 @@ class TextData:
     def words(self) -> list[str]:
         return sorted({w for p in self.all_prompts() for w in p.split()})
 
-    def subset(self, keep: np.ndarray) -> TextData:
-        return TextData(self.contents, self.styles, self.content_of[keep], self.style_of[keep], self.template,
-                        self.no_style_template, self.style_template)
-
     def hash_parts(self) -> list[bytes]:
         head = "|".join([self.template, self.no_style_template, self.style_template, *self.contents, "#",
                          *self.styles])
-        return [head.encode(), np.asarray(self.content_of, np.int64).tobytes(),
-                np.asarray(self.style_of, np.int64).tobytes()]
+        parts = [head.encode(), np.asarray(self.content_of, np.int64).tobytes(),
+                 np.asarray(self.style_of, np.int64).tobytes()]
+        if self.query_styles is not None:  # keys without targets stay as they were
+            parts.append(("query styles " + ",".join(map(str, self.query_styles))).encode())
+        return parts
 
 
 class TextStack:

@@ -62,22 +62,33 @@ def step_draws(step: int, seed: int, batch: int, shape: tuple[int, ...], n_times
     return t.to(device), noise.to(device)
 
 
+def drop_prompts(cond: torch.Tensor, null_cond: torch.Tensor, share: float, seed: int) -> torch.Tensor:
+    """cond ([B, L, D]) with a seeded share of its rows replaced by null_cond ([L, D]); the same rows for
+    every model trained with this seed (the full and LOGO models keep their coupled draws)."""
+    drop = torch.rand(len(cond), generator=torch.Generator().manual_seed(seed)) < share
+    return torch.where(drop.to(cond.device)[:, None, None], null_cond.expand_as(cond), cond)
+
+
 def train_model(images: torch.Tensor, keep: np.ndarray, model_cfg: ModelConfig, recipe: TrainRecipe, seed: int,
                 device: str = "cpu", label: str = "train", class_labels: np.ndarray | None = None,
                 null_label: int | None = None, label_dropout: float = 0.0, text: TextConfig | None = None,
                 cond: torch.Tensor | None = None, init: torch.nn.Module | None = None,
-                scheduler: DDPMScheduler | None = None) -> torch.nn.Module:
+                scheduler: DDPMScheduler | None = None, null_cond: torch.Tensor | None = None) -> torch.nn.Module:
     """Train a UNet2DModel on images[keep]; return the EMA weights (used for sampling and scoring).
 
     With `class_labels` (one per image) the model is class-conditional (labels 0..null_label, the last one
     the null label) and a seeded share `label_dropout` of each batch's labels is replaced by the null label
     (classifier-free guidance training). Its initial weights are drawn from their own seed. With `init` (a
     pretrained UNet: a fine-tune recipe) training starts from those weights instead, and `scheduler` (the
-    pretrained pipeline's noise schedule) replaces the recipe's.
+    pretrained pipeline's noise schedule) replaces the recipe's. With text conditions `cond` ([N, L, D]) and
+    recipe.prompt_dropout > 0, a seeded share of each batch's conditions is replaced by `null_cond` ([L, D],
+    the empty prompt), so that the model also learns the unconditional prediction guidance needs.
     """
     conditional = class_labels is not None
     if conditional and null_label is None:
         raise ValueError("a class-conditional model needs its null label")
+    if recipe.prompt_dropout > 0 and (cond is None or null_cond is None):
+        raise ValueError("prompt_dropout needs text conditions and the empty prompt's (null_cond)")
     torch.manual_seed(_seed_of(seed, 0, 1) if conditional else _seed_of(seed, 0))  # same init within a kind
     if init is None:
         init = build_unet(model_cfg, num_class_embeds=null_label + 1 if conditional else None, text=text,
@@ -109,6 +120,8 @@ def train_model(images: torch.Tensor, keep: np.ndarray, model_cfg: ModelConfig, 
             a = abar[t].sqrt()[:, None, None, None]
             s = (1 - abar[t]).sqrt()[:, None, None, None]
             c = None if cond is None else cond[idx].to(device)
+            if c is not None and recipe.prompt_dropout > 0:
+                c = drop_prompts(c, null_cond.to(device), recipe.prompt_dropout, _seed_of(seed, 16, step))
             pred = denoise(unet, a * x0 + s * noise, t, c, class_labels=labels)
             loss = F.mse_loss(pred, noise)
             optimizer_step(loss, unet, opt, recipe.grad_clip, sched)

@@ -29,7 +29,7 @@ def anchored_terms(cfg: AnchorConfig, ctx: Context, k: int) -> np.ndarray:
     text = ctx.bench.text
     hidden, pooled = ctx.prompt_states
     prototypes = pooled[torch.from_numpy(text.style_description_index(np.arange(len(text.styles))))]
-    pi = anchor_distribution(prototypes, k, cfg)
+    pi = anchor_distribution(prototypes, ctx.bench.style_of_group(k), cfg)  # over every style, targets or not
     spec = {"full": ctx.full.key, "data": ctx.data_hash, "group": k, "anchor": cfg}
     label = f"guda-c -{ctx.bench.group_names[k]} ({cfg.anchors})"
 

@@ -40,12 +40,17 @@ def test_base_model_reads_a_pipeline_folder_and_fingerprints_its_weights(pipelin
 
 def test_sd15_smoke_fine_tunes_the_base_and_runs_guda_c_end_to_end(pipeline, tmp_path, monkeypatch):
     monkeypatch.setenv("GUDA_BENCH_CACHE", str(tmp_path / "cache"))
-    write_tiny_canvas(tmp_path / "uc")
+    # the paper's split in small: fine-tune on every style, evaluate the target styles (one background style)
+    write_tiny_canvas(tmp_path / "uc", styles=("Van_Gogh", "Ukiyoe", "Pixel_Art", "Crayon"))
     out = tmp_path / "run"
     methods = ["logo", "guda-c", "pixel-cosine", "d-trak", "random", "guda"]
     assert main(["run", "--dataset", "unlearncanvas", "--data-root", str(tmp_path / "uc"), "--preset", "sd15-smoke",
-                 "--base-model", str(pipeline), "--method", ",".join(methods), "--out", str(out), "--quiet"]) == 0
+                 "--base-model", str(pipeline), "--method", ",".join(methods), "--targets", "Van_Gogh,Ukiyoe,Pixel_Art",
+                 "--out", str(out), "--quiet"]) == 0
     res = json.loads((out / "results.json").read_text())
+    assert res["run"]["groups"] == ["Van_Gogh", "Ukiyoe", "Pixel_Art"] and res["run"]["n_background"] == 4
+    assert res["run"]["preset_config"]["queries"]["guidance_scale"] == 7.5  # guided queries (CFG)
+    assert res["run"]["preset_config"]["recipe"]["prompt_dropout"] == 0.1
     rows = {r["method"]: r for r in res["rows"]}
     for m in methods[:-1]:
         assert rows[m]["status"] == "ok", rows[m].get("reason")
@@ -56,7 +61,7 @@ def test_sd15_smoke_fine_tunes_the_base_and_runs_guda_c_end_to_end(pipeline, tmp
     # every model is a fine-tune of the base UNet: close to it, unlike a fresh initialisation
     base = BaseModel(pipeline).unet().state_dict()
     models = [load_unet(p.parent) for p in (tmp_path / "cache" / "model").glob("*/config.json")]
-    assert len(models) == 4  # the full model and one LOGO model per style
+    assert len(models) == 4  # the full model and one LOGO model per target style
     for unet in models:
         state = unet.state_dict()
         drift = sum(float((state[k] - v).pow(2).sum()) for k, v in base.items()) ** 0.5 / sum(

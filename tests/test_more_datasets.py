@@ -49,7 +49,10 @@ def test_cifar10_absent_or_broken_is_one_line_naming_the_path(tmp_path, capsys):
 def test_mnist5k_is_embedded_and_runs_end_to_end(tmp_path):
     adapter = make_adapter("mnist5k")
     full = adapter.load(adapter.preset("default"))
-    assert full.images.shape == (5000, 1, 32, 32) and full.n_groups == 10
+    assert full.images.shape == (5000, 1, 16, 16) and full.n_groups == 10
+    assert adapter.load(adapter.preset("large")).images.shape == (5000, 1, 32, 32)
+    # the 16x16 images are the 28x28 ones pooled 2x2 (same ink, one pixel of background around)
+    assert float(full.images[:, :, 0].max()) == -1.0 and float(full.images.amax()) > 0.9
     assert np.bincount(full.group_of).min() > 400
     out = tmp_path / "run"
     assert main(["run", "--dataset", "mnist5k", "--preset", "smoke", "--method", "logo,guda,pixel-nn", "--out",
