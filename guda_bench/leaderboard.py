@@ -37,8 +37,11 @@ def load_run(run_dir: Path) -> dict[str, Any]:
 
 
 def board_name(results: dict[str, Any]) -> str:
+    """<dataset>[-<grouping>][-<K>targets]: a run with --targets is a different benchmark (its command column
+    names the targets; a board holds one truth hash)."""
     run = results["run"]
-    return run["dataset"] + ("" if run["grouping"] == "class" else f"-{run['grouping']}")
+    name = run["dataset"] + ("" if run["grouping"] == "class" else f"-{run['grouping']}")
+    return name + (f"-{len(run['targets'])}targets" if run.get("targets") else "")
 
 
 def board_rows(results: dict[str, Any]) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from guda_bench.conditional import null_label
 from guda_bench.errors import BenchError
 from guda_bench.gradients import group_aggregate
 from guda_bench.registry import DATASETS
+from guda_bench.runner import benchmark_of
 from guda_bench.targets import parse_targets, with_targets
 from guda_bench.text import TextData
 from tests.conftest import tiny_preset
@@ -112,6 +113,11 @@ def test_a_target_run_is_the_all_groups_truth_restricted_to_the_targets(tmp_path
     gold_all = np.load(tmp_path / "all" / "scores" / "_truth_logoa.npy")
     gold = np.load(tmp_path / "targets" / "scores" / "_truth_logoa.npy")
     np.testing.assert_allclose(gold, gold_all[:, [2, 0, 1]], rtol=1e-6)
+    # the run can be rebuilt from its results.json (bundles check this), and it publishes to its own board
+    assert benchmark_of(res["run"]).data_hash() == res["run"]["data_hash"]
+    assert main(["leaderboard", "publish", str(tmp_path / "targets"), "--dir", str(tmp_path / "boards"),
+                 "--no-plots"]) == 0
+    assert (tmp_path / "boards" / "four-blobs-3targets.csv").exists()
 
 
 def test_text_to_image_targets_keep_background_styles_as_anchor_candidates(tmp_path, monkeypatch):
