@@ -201,6 +201,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
     if (spec.out / "results.json").exists():  # an earlier run's folder: drop its score files, not others
         for stale in (spec.out / "scores").glob("*.npy"):
             stale.unlink()
+    provenance = environment(spec.device)  # the source as the run starts (files may change while it runs)
     bench = with_targets(apply_grouping(adapter.load(preset), grouping), spec.targets)
     preset = bench.preset  # an adapter may fit the preset to its data (e.g. the image channels)
     if bench.n_groups < 3:
@@ -208,13 +209,14 @@ def run(spec: RunSpec) -> dict[str, Any]:
     store = Store(spec.cache, log=progress.log)
     executor = make_executor(spec.executor, spec.ray_address)
     try:
-        return _run(spec, preset, bench, Context(bench, store, seed=spec.seed, device=spec.device, executor=executor,
-                                                     precision=spec.precision, base_model=base_model))
+        ctx = Context(bench, store, seed=spec.seed, device=spec.device, executor=executor, precision=spec.precision,
+                      base_model=base_model)
+        return _run(spec, preset, bench, ctx, provenance)
     finally:
         executor.shutdown()
 
 
-def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context) -> dict[str, Any]:
+def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance: dict[str, Any]) -> dict[str, Any]:
     store = ctx.store
     t_start = time.perf_counter()
     _ = ctx.full_unet, ctx.queries  # the model under attribution and its queries: given to every method
@@ -240,7 +242,7 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context) -> dict[str
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "preset_config": preset,
         },
-        "provenance": environment(spec.device),
+        "provenance": provenance,
         "splits": {k: v.tolist() for k, v in ctx.splits.items()},
         "truth": {"cost_s": truth_stage["cost_s"], "class_sanity": class_sanity(bench, ctx.query_images, gold),
                   "elbo_timesteps": ctx.scorer.timesteps, "full_term_share": full_share.tolist(),

@@ -132,7 +132,8 @@ class Store:
                 extra = build(tmp) or {}
                 cost = time.perf_counter() - t0
                 files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
-                manifest = {"key": key, "kind": kind, "spec": to_jsonable(spec), "files": files,
+                # the spec as hashed (added knobs at their default left out): the key can be recomputed from it
+                manifest = {"key": key, "kind": kind, "spec": to_jsonable(spec, for_key=True), "files": files,
                             "cost_s": cost, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
                 (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
                 if folder.exists():

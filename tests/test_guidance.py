@@ -74,3 +74,17 @@ def test_added_knobs_join_the_key_only_when_set():
     assert canonical_hash(TrainRecipe(prompt_dropout=0.1)) != canonical_hash(TrainRecipe())
     assert canonical_hash(QueryConfig(guidance_scale=7.5)) != canonical_hash(QueryConfig())
     assert "guidance_scale" not in to_jsonable(QueryConfig(), for_key=True)
+
+
+def test_a_manifest_spec_recomputes_its_key_with_added_knobs(tmp_path):
+    """Bundle import recomputes each entry's key from its manifest's spec: knobs left out of the hash must be
+    left out of the manifest too, and set ones kept."""
+    import json
+
+    from guda_bench.store import MANIFEST, Store
+
+    store = Store(tmp_path)
+    for recipe in (TrainRecipe(), TrainRecipe(prompt_dropout=0.1)):
+        art = store.get_or_build("model", {"recipe": recipe}, lambda folder: None)
+        spec = json.loads((art.path / MANIFEST).read_text())["spec"]
+        assert store.key("model", spec) == art.key
