@@ -62,7 +62,9 @@ def end_to_end(workdir: Path) -> list[dict]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests/ helpers
     from tests.tiny_pipeline import write_tiny_canvas, write_tiny_pipeline
 
-    canvas, pipeline = write_tiny_canvas(workdir / "canvas"), write_tiny_pipeline(workdir / "tiny-sd")
+    # 4 styles, 3 targets: the paper's split in small (one background style), with guided queries (sd15-smoke)
+    canvas = write_tiny_canvas(workdir / "canvas", styles=("Van_Gogh", "Ukiyoe", "Pixel_Art", "Crayon"))
+    pipeline = write_tiny_pipeline(workdir / "tiny-sd")
     runs = [
         ("digits-smoke-fp32", ["--dataset", "digits", "--preset", "smoke", "--method",
                                "logo,guda,trak,d-trak,pixel-cosine,pixel-nn,random"]),
@@ -72,6 +74,7 @@ def end_to_end(workdir: Path) -> list[dict]:
                                  "logo,guda-c,guda-c-uniform,d-trak,pixel-cosine,random"]),
         ("unlearncanvas-sd15-smoke-tiny-pipeline", ["--dataset", "unlearncanvas", "--data-root", str(canvas),
                                                     "--preset", "sd15-smoke", "--base-model", str(pipeline),
+                                                    "--targets", "Van_Gogh,Ukiyoe,Pixel_Art",
                                                     "--method", "logo,guda-c,d-trak,pixel-cosine,random"]),
     ]
     out = []
