@@ -12,6 +12,8 @@ import torch
 from guda_bench.config import Preset
 from guda_bench.text import TextData
 
+BACKGROUND = -1  # group id of images in every model that are never a candidate (guda_bench.targets)
+
 
 @dataclass
 class Benchmark:
@@ -40,7 +42,7 @@ class Benchmark:
             raise ValueError("images must be [N, C, H, W]")
         if len(self.group_of) != len(self.images) or len(self.labels) != len(self.images):
             raise ValueError("one group and one label per image")
-        present = set(np.unique(self.group_of).tolist()) - {-1}  # -1: background images (never a candidate)
+        present = set(np.unique(self.group_of).tolist()) - {BACKGROUND}
         if present != set(range(len(self.group_names))):
             raise ValueError("every group must hold at least one image and group ids must be 0..n_groups-1 "
                              "(or -1 for background)")
@@ -58,8 +60,8 @@ class Benchmark:
         return np.flatnonzero(self.group_of != k)
 
     @property
-    def has_background(self) -> bool:
-        return bool((self.group_of < 0).any())
+    def n_background(self) -> int:
+        return int((self.group_of == BACKGROUND).sum())
 
     def style_of_group(self, k: int) -> int:
         """Index into text.styles of group k (text-to-image benchmarks group by style)."""

@@ -233,7 +233,7 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
             "preset": preset.name, "grouping": bench.grouping,
             "grouping_params": bench.grouping_params or {"name": "class"},
             "targets": list(spec.targets) if spec.targets else None,
-            "n_background": int((bench.group_of < 0).sum()), "seed": spec.seed,
+            "n_background": bench.n_background, "seed": spec.seed,
             "ceiling_seeds": preset.ceiling_seeds, "device": spec.device, "precision": spec.precision,
             "base_model": {"path": str(ctx.base.folder), "fingerprint": ctx.base.fingerprint} if ctx.base else None,
             "n_groups": bench.n_groups, "groups": bench.group_names, "n_train": len(bench.images),

@@ -16,11 +16,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from guda_bench.benchmark import Benchmark
+from guda_bench.benchmark import BACKGROUND, Benchmark
 from guda_bench.errors import BenchError
 from guda_bench.registry import did_you_mean
-
-BACKGROUND = -1  # group id of images that stay in every model and are never a candidate
 
 
 def parse_targets(text: str | None) -> tuple[str, ...] | None:

@@ -32,7 +32,7 @@ def bench() -> Benchmark:
 
 def test_targets_become_the_groups_and_the_rest_background(bench):
     sub = with_targets(bench, ("g3", "g0", "g4"))
-    assert sub.group_names == ["g3", "g0", "g4"] and sub.n_groups == 3 and sub.has_background
+    assert sub.group_names == ["g3", "g0", "g4"] and sub.n_groups == 3 and sub.n_background == 12
     np.testing.assert_array_equal(sub.members(0), bench.members(3))
     np.testing.assert_array_equal(np.flatnonzero(sub.group_of == -1), np.concatenate([bench.members(1),
                                                                                         bench.members(2)]))
