@@ -229,9 +229,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         print(f"published {path}")
         return 0
     if args.action == "show":
-        _, frame = lb.read_board(args.name, args.dir)
+        path, frame = lb.read_board(args.name, args.dir)
         if args.format == "md":
             print(lb.to_markdown(frame))
+            print(f"\n{lb.board_power(path, frame)}")
             return 0
         from rich.console import Console
         from rich.table import Table
@@ -245,6 +246,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         for i, cells in enumerate(lb.show_rows(frame)):
             table.add_row(*cells, end_section=frame.iloc[i]["kind"] == "ceiling")
         Console(width=160).print(table)
+        print(lb.board_power(path, frame))
         return 0
     names = args.method.split(",")
     if len(args.runs) > 2 or len(names) > 2 or (len(args.runs) == 1 and len(names) != 2):

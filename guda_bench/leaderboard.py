@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from guda_bench import metrics
+from guda_bench import metrics, power
 from guda_bench.errors import BenchError
 from guda_bench.results import HEADLINE, TIMING
 from guda_bench.store import atomic_write_text
@@ -53,7 +53,8 @@ def board_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                                             "diffusers", "python")})
     rows = []
     for r in results["rows"]:
-        row: dict[str, Any] = {"method": r["method"], "kind": r["kind"], "status": r["status"]}
+        row: dict[str, Any] = {"method": r["method"], "kind": r["kind"], "status": r["status"],
+                               "family": r.get("family") or _family(r["method"], r["kind"])}
         for m in HEADLINE:
             stats = r.get("metrics", {}).get(m) or {}
             for part in ("mean", "ci_low", "ci_high", "stderr"):
@@ -65,6 +66,18 @@ def board_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         row.update(common)
         rows.append(row)
     return rows
+
+
+def _family(method: str, kind: str) -> str:
+    """A row's Method.family (older runs did not record it): "ceiling" for the noise ceiling, "" if unknown."""
+    if kind == "ceiling":
+        return "ceiling"
+    from guda_bench.registry import METHODS
+
+    try:
+        return METHODS.entry(method).cls.family
+    except Exception:  # a plugin that is not installed here
+        return ""
 
 
 def _merged(path: Path, new: pd.DataFrame) -> pd.DataFrame:
@@ -96,6 +109,7 @@ def publish(run_dir: Path, board_dir: Path, plots: bool = True) -> Path:
     board = _order(_merged(path, new))
     atomic_write_text(path, board.to_csv(index=False, float_format="%.6g"))
     _publish_per_group(results, path.with_name(path.stem + "-per-group.csv"))
+    _publish_power(Path(run_dir), results, path, board, plots)
     if plots:
         from guda_bench.plots import pareto_plot, query_grid
 
@@ -112,6 +126,46 @@ def _publish_per_group(results: dict[str, Any], path: Path) -> None:
     if not rows:
         return
     atomic_write_text(path, _merged(path, pd.DataFrame(rows)).to_csv(index=False, float_format="%.6g"))
+
+
+def sibling(board_path: Path, suffix: str) -> Path:
+    """A board's companion file: digits.csv -> digits-<suffix>."""
+    return board_path.with_name(f"{board_path.stem}-{suffix}")
+
+
+def _publish_power(run_dir: Path, results: dict[str, Any], path: Path, board: pd.DataFrame, plots: bool) -> None:
+    """Per-query Top-1/NDCG@3 of every ok row (merged like the board), every pair's paired-bootstrap test with
+    Holm-adjusted p (<board>-pairs.csv, -pairs.png) and the board's power summary (<board>-power.json)."""
+    gold, test = _truth_and_test(run_dir, results)
+    scored = {}
+    for r in results["rows"]:
+        if r["status"] != "ok":
+            continue
+        file = "_ceiling_logoa" if r["kind"] == "ceiling" else r["method"]
+        if (run_dir / "scores" / f"{file}.npy").exists():
+            scored[r["method"]] = np.load(run_dir / "scores" / f"{file}.npy")
+    per_query_path = sibling(path, "per-query.csv")
+    per_query = _merged(per_query_path, power.per_query_frame(scored, gold, test))
+    ok = set(board.loc[board["status"] == "ok", "method"])
+    per_query = per_query[per_query["method"].isin(ok)]  # a row that turned failed/unavailable loses its pairs
+    atomic_write_text(per_query_path, per_query.to_csv(index=False, float_format="%.6g"))
+    order = [m for m in board["method"] if m in ok]
+    pair_rows = power.pairs(per_query, order, seed=int(results["run"]["seed"]))
+    atomic_write_text(sibling(path, "pairs.csv"), pair_rows.to_csv(index=False, float_format="%.6g"))
+    summary = power.power_summary(board, pair_rows)
+    atomic_write_text(sibling(path, "power.json"), json.dumps({**summary, "line": power.power_line(summary)},
+                                                               indent=1))
+    if plots:
+        power.pairs_plot(pair_rows, order, sibling(path, "pairs.png"))
+
+
+def board_power(board_path: Path, board: pd.DataFrame) -> str:
+    """The board's power line (pairs from <board>-pairs.csv when published)."""
+    pairs_path = sibling(board_path, "pairs.csv")
+    pair_rows = pd.read_csv(pairs_path) if pairs_path.exists() else None
+    if "family" not in board:
+        board = board.assign(family=[_family(m, k) for m, k in zip(board["method"], board["kind"], strict=True)])
+    return power.power_line(power.power_summary(board, pair_rows))
 
 
 def read_board(name_or_path: str, board_dir: Path) -> tuple[Path, pd.DataFrame]:
@@ -177,11 +231,11 @@ def paired_bootstrap(a: dict[str, np.ndarray], b: dict[str, np.ndarray], n_boot:
     """
     out = []
     n = len(next(iter(a.values())))
-    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    idx = power.boot_indices(n, n_boot, seed)
     for m in a:
         d = a[m] - b[m]
         boots = d[idx].mean(1)
-        p = min(1.0, 2 * min(np.mean(boots <= 0), np.mean(boots >= 0)))
+        p = power.two_sided_p(boots)
         out.append({"metric": m, "mean_a": float(a[m].mean()), "mean_b": float(b[m].mean()),
                     "diff": float(d.mean()), "ci_low": float(np.percentile(boots, 2.5)),
                     "ci_high": float(np.percentile(boots, 97.5)), "p_value": float(p), "n_queries": n})

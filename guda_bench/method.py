@@ -27,6 +27,9 @@ class Method:
 
     name: str = ""
     requires: ClassVar[frozenset[str]] = frozenset()
+    # what kind of evidence the scores are, for reading a board: "attribution" (estimates causal influence),
+    # "similarity" (looks like the group: pixel-*, clip), "chance" (random), "truth" (the ground truth itself)
+    family: ClassVar[str] = "attribution"
 
     def prepare(self, ctx: Context) -> None:  # noqa: B027 - optional hook
         """Build counterfactual models or features once (cached through ctx.store where possible)."""

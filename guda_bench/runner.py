@@ -120,6 +120,13 @@ def benchmark_of(run: dict[str, Any]) -> Benchmark:
     return with_targets(bench, tuple(run["targets"]) if run.get("targets") else None)
 
 
+def user_command(argv: list[str]) -> str:
+    """The command as a reader would retype it: `guda-bench ...`, never the path of the executable that ran."""
+    if not argv:
+        return ""
+    return " ".join(["guda-bench", *(shlex.quote(a) for a in argv[1:])])
+
+
 def truth_hash(gold: np.ndarray, queries_key: str) -> str:
     """Identity of a ground truth: its LOGOA matrix and the cache key of the queries it scores."""
     return canonical_hash({"gold": gold.tobytes().hex(), "queries": queries_key})
@@ -228,7 +235,7 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
     results: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "run": {
-            "command": " ".join(shlex.quote(a) for a in sys.argv) if sys.argv else "",
+            "command": user_command(sys.argv),
             "dataset": spec.dataset, "data_root": str(spec.data_root) if spec.data_root else None,
             "preset": preset.name, "grouping": bench.grouping,
             "grouping_params": bench.grouping_params or {"name": "class"},
@@ -271,8 +278,8 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
     shape = (len(ctx.queries), bench.n_groups)
     for name in spec.methods:
         entry = METHODS.entry(name)
-        row: dict[str, Any] = {"method": name, "kind": "method", "source": entry.source,
-                               "description": entry.description}
+        row: dict[str, Any] = {"method": name, "kind": "method", "family": getattr(entry.cls, "family", ""),
+                               "source": entry.source, "description": entry.description}
         try:
             method = entry.create({**preset.method_options.get(name, {}), **spec.method_options.get(name, {})})
             missing = set(method.requires) - KNOWN_REQUIREMENTS

@@ -92,6 +92,7 @@ class ClipSimilarity(Method):
     """CLIPA: cosine similarity of open_clip image embeddings, mean (or max) over the group's images."""
 
     requires = frozenset({"train_images", "clip_weights"})
+    family = "similarity"
 
     def __init__(self, weights: str | None = None, model_name: str = "ViT-B-32", aggregate: str = "mean",
                  max_per_group: int | str = 1000, batch_size: int | str = 64) -> None:

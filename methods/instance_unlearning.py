@@ -21,6 +21,7 @@ def _optional_int(v: Any) -> int | None:
 
 
 QUERY_CHUNK = 25  # queries per job on a parallel executor
+LOCAL_CHUNK = 200  # queries per cache entry on the local executor: a killed run resumes from the last chunk
 
 _TYPES = {"lr": float, "steps": int, "n_timesteps": int, "fisher_samples": int, "damping": float,
           "max_train_per_group": _optional_int, "aggregate": str, "batch_size": int, "seed": int}
@@ -108,9 +109,9 @@ class InstanceUnlearning(Method):
         from guda_bench.executor import prebuild
 
         n = len(ctx.queries)
-        # per-query work: one entry for all queries here, chunks of queries on a parallel executor
-        ranges = [(a, min(a + QUERY_CHUNK, n)) for a in range(0, n, QUERY_CHUNK)] if ctx.executor.parallel \
-            else [(0, n)]
+        # per-query work in chunks, each a cache entry (small chunks as jobs on a parallel executor)
+        chunk = QUERY_CHUNK if ctx.executor.parallel else LOCAL_CHUNK
+        ranges = [(a, min(a + chunk, n)) for a in range(0, n, chunk)]
         prebuild(ctx, partial(_chunk_job, self.options), ranges)
         after = np.concatenate([self.after(ctx, a, b) for a, b in ranges])
         diff = after - self._before[None]

@@ -19,6 +19,7 @@ class Logo(Method):
     whose cost is the reference for every speedup."""
 
     requires = frozenset({"full_model", "train_images"})
+    family = "truth"
 
     def prepare(self, ctx: Context) -> None:
         self._scores = ctx.logoa(0)

@@ -20,6 +20,7 @@ class PixelSimilarity(Method):
     """Similarity in raw pixel space, per group."""
 
     requires = frozenset({"train_images"})
+    family = "similarity"
 
     def __init__(self, aggregate: str) -> None:
         self.aggregate = aggregate

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 class RandomRanking(Method):
     """i.i.d. uniform scores from the run seed."""
 
+    family = "chance"
+
     def score(self, ctx: Context) -> np.ndarray:
         rng = np.random.default_rng(ctx.seed + 99)
         return rng.random((len(ctx.queries), ctx.bench.n_groups))

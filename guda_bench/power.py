@@ -1,0 +1,183 @@
+"""Can a board tell its methods apart? Paired significance of every pair of rows, and one power line.
+
+Two methods are compared on the SAME test queries: the per-query difference of a metric is resampled
+with shared query indices (paired bootstrap), giving its 95% CI and a two-sided p-value; the family of
+all pairs on a board is corrected with Holm's step-down (SPEC §6, Power). A board that separates few
+pairs, or whose best look-alike baseline sits near its noise ceiling, cannot rank methods: the power
+line says so in numbers.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from guda_bench import metrics
+
+PAIR_METRICS = ("top1", "ndcg@3")
+ALPHA = 0.05
+TOP = 5  # "the five best methods": where a reader's question is
+SIMILARITY = "similarity"  # Method.family of look-alike baselines (pixel-*, clip)
+TRUTH = "truth"  # Method.family of the ground truth scored against itself (its Top-1 is 1 by construction)
+
+
+def per_query_frame(rows: dict[str, np.ndarray], gold: np.ndarray, test: np.ndarray) -> pd.DataFrame:
+    """Long table (method, query, top1, ndcg@3) over the test queries of every scored row."""
+    frames = []
+    for name, scores in rows.items():
+        pq = metrics.per_query_metrics(scores[test], gold[test])
+        frames.append(pd.DataFrame({"method": name, "query": test, **{m: pq[m] for m in PAIR_METRICS}}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["method", "query",
+                                                                                      *PAIR_METRICS])
+
+
+def boot_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def two_sided_p(boots: np.ndarray) -> float:
+    """Percentile-bootstrap test of H0: mean difference = 0 (identical inputs give p = 1)."""
+    return float(min(1.0, 2 * min(np.mean(boots <= 0), np.mean(boots >= 0))))
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error control, monotone, capped at 1)."""
+    p = np.asarray(p, dtype=float)
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out = np.empty(m)
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
+
+
+def pairs(per_query: pd.DataFrame, order: list[str], n_boot: int = 10_000, seed: int = 0) -> pd.DataFrame:
+    """Every pair (a better-placed than b in `order`) per metric: paired-bootstrap diff a - b, 95% CI, p, Holm p.
+
+    Each method's resampled means are computed once with shared indices; the difference of two resampled
+    means is the resampled mean of the per-query difference, so every pair is exactly paired.
+    """
+    names = [m for m in order if m in set(per_query["method"])]
+    wide = {m: per_query[per_query["method"] == m].set_index("query").sort_index() for m in names}
+    queries = wide[names[0]].index.to_numpy() if names else np.array([])
+    for m in names:
+        if not np.array_equal(wide[m].index.to_numpy(), queries):
+            raise ValueError(f"{m} was not scored on the same test queries as {names[0]}")
+    idx = boot_indices(len(queries), n_boot, seed)
+    out = []
+    for metric in PAIR_METRICS:
+        values = {m: wide[m][metric].to_numpy(dtype=float) for m in names}
+        boots = {m: v[idx].mean(1) for m, v in values.items()}
+        block = []
+        for a, b in combinations(names, 2):
+            d = boots[a] - boots[b]
+            block.append({"metric": metric, "a": a, "b": b, "mean_a": values[a].mean(), "mean_b": values[b].mean(),
+                          "diff": float((values[a] - values[b]).mean()), "ci_low": float(np.percentile(d, 2.5)),
+                          "ci_high": float(np.percentile(d, 97.5)), "p_value": two_sided_p(d),
+                          "n_test": len(queries)})
+        if block:
+            adjusted = holm(np.array([r["p_value"] for r in block]))
+            for r, p in zip(block, adjusted, strict=True):
+                r["p_holm"] = float(p)
+                r["separated"] = bool(p < ALPHA)
+        out.extend(block)
+    return pd.DataFrame(out, columns=["metric", "a", "b", "mean_a", "mean_b", "diff", "ci_low", "ci_high",
+                                      "p_value", "p_holm", "separated", "n_test"])
+
+
+def _separated_share(pair_rows: pd.DataFrame, members: list[str]) -> tuple[int, int]:
+    sel = pair_rows[(pair_rows["metric"] == "top1") & pair_rows["a"].isin(members) & pair_rows["b"].isin(members)]
+    return int(sel["separated"].sum()), len(sel)
+
+
+def power_summary(board: pd.DataFrame, pair_rows: pd.DataFrame | None) -> dict[str, Any]:
+    """n_test, median Top-1 CI half-width, share of method pairs separated (all; the five best), and the gap
+    between the noise ceiling and the best similarity baseline. Methods = ok rows that are not the ceiling
+    nor the truth scored against itself."""
+    ok = board[board["status"] == "ok"]
+    family = ok["family"] if "family" in ok else pd.Series("", index=ok.index)
+    methods = ok[(ok["kind"] == "method") & (family != TRUTH)].sort_values("top1", ascending=False)
+    ceiling = ok[ok["kind"] == "ceiling"]
+    similarity = methods[family.loc[methods.index] == SIMILARITY]
+    half = ((methods["top1_ci_high"] - methods["top1_ci_low"]) / 2).to_numpy(dtype=float)
+    out: dict[str, Any] = {
+        "n_test": int(board["n_test"].dropna().iloc[0]) if board["n_test"].notna().any() else None,
+        "median_top1_ci_halfwidth": float(np.median(half)) if len(half) else None,
+        "max_top1_ci_halfwidth": float(np.max(half)) if len(half) else None,
+        "ceiling_top1": float(ceiling["top1"].iloc[0]) if len(ceiling) else None,
+        "best_similarity": similarity["method"].iloc[0] if len(similarity) else None,
+        "best_similarity_top1": float(similarity["top1"].iloc[0]) if len(similarity) else None,
+        "top_methods": methods["method"].head(TOP).tolist(),
+    }
+    out["ceiling_minus_similarity"] = (out["ceiling_top1"] - out["best_similarity_top1"]
+                                       if out["ceiling_top1"] is not None and out["best_similarity_top1"] is not None
+                                       else None)
+    if pair_rows is not None and len(pair_rows):
+        out["pairs_separated"], out["pairs"] = _separated_share(pair_rows, methods["method"].tolist())
+        out["top_pairs_separated"], out["top_pairs"] = _separated_share(pair_rows, out["top_methods"])
+    return out
+
+
+def _num(v: Any, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def power_line(summary: dict[str, Any]) -> str:
+    """One line a reader can act on: how many test queries, how wide, how many pairs told apart."""
+    parts = [f"n_test {summary.get('n_test')}",
+             f"median Top-1 CI +-{_num(summary.get('median_top1_ci_halfwidth'), '.3f')}"]
+    if summary.get("pairs"):
+        parts.append(f"method pairs separated {summary['pairs_separated']}/{summary['pairs']} "
+                     f"({summary['pairs_separated'] / summary['pairs']:.0%})")
+        parts.append(f"among the top {TOP}: {summary['top_pairs_separated']}/{summary['top_pairs']}")
+    else:
+        parts.append("pairs: not published (republish the board)")
+    if summary.get("ceiling_minus_similarity") is not None:
+        parts.append(f"ceiling {summary['ceiling_top1']:.3f} - best similarity ({summary['best_similarity']}) "
+                     f"{summary['best_similarity_top1']:.3f} = {summary['ceiling_minus_similarity']:+.3f}")
+    return "power: " + "; ".join(parts) + " (Holm-adjusted p < 0.05, paired bootstrap, Top-1)"
+
+
+def pairs_plot(pair_rows: pd.DataFrame, order: list[str], path: Path, metric: str = "top1") -> None:
+    """Matrix of who beats whom: cell (row, col) = row - col, coloured only where Holm p < 0.05."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sel = pair_rows[pair_rows["metric"] == metric]
+    names = [m for m in order if m in set(sel["a"]) | set(sel["b"])]
+    n = len(names)
+    if n < 2:
+        return
+    pos = {m: i for i, m in enumerate(names)}
+    diff = np.full((n, n), np.nan)
+    sig = np.zeros((n, n), dtype=bool)
+    for r in sel.itertuples():
+        i, j = pos[r.a], pos[r.b]
+        diff[i, j], diff[j, i] = r.diff, -r.diff
+        sig[i, j] = sig[j, i] = bool(r.separated)
+    shown = np.where(sig, diff, 0.0)
+    lim = max(float(np.nanmax(np.abs(diff))) if np.isfinite(diff).any() else 1.0, 1e-9)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n, 0.8 + 0.5 * n))
+    im = ax.imshow(shown, cmap="RdBu", vmin=-lim, vmax=lim)
+    for i in range(n):
+        for j in range(n):
+            if i == j or not np.isfinite(diff[i, j]):
+                continue
+            ax.text(j, i, f"{diff[i, j]:+.2f}" + ("" if sig[i, j] else "\n(ns)"), ha="center", va="center",
+                    fontsize=6, color="black" if not sig[i, j] or abs(diff[i, j]) < 0.6 * lim else "white")
+    ax.set_xticks(range(n), names, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(n), names, fontsize=7)
+    ax.set_title(f"{metric}: row minus column (blue: row better; white/ns: not separated at Holm p < 0.05)",
+                 fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.03)
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=130)
+    plt.close(fig)
+    tmp.replace(path)
