@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from guda_bench.errors import BenchError
 
@@ -58,10 +59,8 @@ def method_option(text: str) -> tuple[str, str, str]:
     return name, key, value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="guda-bench", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    run = sub.add_parser("run", help="build the LOGO ground truth and score attribution methods")
+def add_benchmark_args(run: argparse.ArgumentParser) -> None:
+    """What `run` and `tune` share: which benchmark, where its cache is, how per-group jobs run."""
     run.add_argument("--method", default="all", help="'all' or a comma-separated list of method names")
     run.add_argument("--dataset", default="digits")
     run.add_argument("--data-root", type=Path, default=None,
@@ -75,12 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="score only these groups; the others stay in every model as background (e.g. 16 of "
                           "UnlearnCanvas's 60 styles, SPEC §7)")
     run.add_argument("--preset", default="default", help="smoke (about a minute) or default (full benchmark)")
-    run.add_argument("--out", type=Path, default=Path("runs/latest"), help="run folder to write")
     run.add_argument("--cache", type=Path, default=None,
                      help="shared artefact cache (default: $GUDA_BENCH_CACHE or .guda-cache)")
     run.add_argument("--seed", type=non_negative_int, default=0)
-    run.add_argument("--ceiling-seeds", type=positive_int, default=None,
-                     help="LOGO studies in all; >= 2 adds a noise-ceiling row (default: the preset's)")
     run.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     run.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                      help="bf16: CUDA bf16 autocast for training, unlearning and ELBO passes (needs --device cuda)")
@@ -90,12 +86,33 @@ def build_parser() -> argparse.ArgumentParser:
                      help="torch CPU threads (here and in every Ray task); model bytes depend on it "
                           "(default: torch's own choice)")
     run.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local instance)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars or table")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="guda-bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    run = sub.add_parser("run", help="build the LOGO ground truth and score attribution methods")
+    add_benchmark_args(run)
+    run.add_argument("--out", type=Path, default=Path("runs/latest"), help="run folder to write")
+    run.add_argument("--ceiling-seeds", type=positive_int, default=None,
+                     help="LOGO studies in all; >= 2 adds a noise-ceiling row (default: the preset's)")
     run.add_argument("--method-timeout", type=positive_float, default=None,
                      help="seconds a method may take (prepare + score) before its row is marked failed")
     run.add_argument("--option", action="append", default=[], type=method_option, metavar="METHOD.KEY=VALUE",
-                     help="a method setting, e.g. clip.weights=/path/to/open_clip.bin (repeatable)")
-    run.add_argument("--quiet", action="store_true", help="no progress bars or table")
+                     help="a method setting, e.g. clip.weights=/path/to/open_clip.bin (repeatable; "
+                          "`guda-bench options METHOD` lists them)")
+    run.add_argument("--tuned", action="store_true",
+                     help="also score each tunable method at the setting `guda-bench tune` chose (rows NAME@tuned)")
+    run.add_argument("--tuning-dir", type=Path, default=Path("tuning"), help="where tuning records are read")
+    tune = sub.add_parser("tune", help="tune every method with a search space, on the tuning split only")
+    add_benchmark_args(tune)
+    tune.add_argument("--budget", type=positive_int, default=8, help="settings per method (the same for all)")
+    tune.add_argument("--tuning-dir", type=Path, default=Path("tuning"),
+                      help="where tuning/<board>/<method>.json records are written")
     sub.add_parser("list", help="registered methods and datasets, and whether each can run here")
+    opts = sub.add_parser("options", help="a method's options: types, defaults, ranges, search space")
+    opts.add_argument("name", help="method name (see `guda-bench list`)")
     sub.add_parser("env", help="versions, device and git state (the provenance a run records)")
     bench = sub.add_parser("bench", help="speed ratios (ELBO vs raw forward, training vs bare diffusers loop)")
     bench.add_argument("--dataset", default="digits", help="whose preset's model, recipe and images to time")
@@ -146,24 +163,42 @@ def collect_options(items: list[tuple[str, str, str]]) -> dict[str, dict[str, st
     return options
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def run_spec(args: argparse.Namespace, **extra: Any) -> Any:
+    """The RunSpec of the benchmark arguments `run` and `tune` share."""
     from guda_bench.registry import resolve_methods
-    from guda_bench.runner import RunSpec, run
+    from guda_bench.runner import RunSpec
     from guda_bench.targets import parse_targets
 
-    cache = cache_dir(args.cache)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    spec = RunSpec(methods=resolve_methods(args.method), dataset=args.dataset, preset=args.preset,
-                   grouping=args.grouping, targets=parse_targets(args.targets), out=args.out, cache=cache,
-                   seed=args.seed, ceiling_seeds=args.ceiling_seeds, device=args.device, quiet=args.quiet,
-                   method_timeout=args.method_timeout, method_options=collect_options(args.option),
-                   data_root=args.data_root, executor=args.executor, ray_address=args.ray_address,
-                   precision=args.precision, base_model=args.base_model)
+    return RunSpec(methods=resolve_methods(args.method), dataset=args.dataset, preset=args.preset,
+                   grouping=args.grouping, targets=parse_targets(args.targets), cache=cache_dir(args.cache),
+                   seed=args.seed, device=args.device, quiet=args.quiet, data_root=args.data_root,
+                   executor=args.executor, ray_address=args.ray_address, precision=args.precision,
+                   base_model=args.base_model, **extra)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from guda_bench.runner import run
+
+    spec = run_spec(args, out=args.out, ceiling_seeds=args.ceiling_seeds, method_timeout=args.method_timeout,
+                    method_options=collect_options(args.option), tuned=args.tuned, tuning_dir=args.tuning_dir)
     run(spec)
     print(f"wrote {args.out / 'summary.csv'} and {args.out / 'results.json'}")
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from guda_bench.tuning import summary_table, tune
+
+    records = tune(run_spec(args), budget=args.budget, tuning_dir=args.tuning_dir)
+    if not args.quiet:
+        Console(width=160).print(summary_table(records))
+    print(f"wrote {len(records)} tuning record(s) under {args.tuning_dir / records[0]['board']}")
     return 0
 
 
@@ -203,6 +238,32 @@ def cmd_list(_: argparse.Namespace) -> int:
     console.print(table)
     console.print(datasets)
     console.print(groupings)
+    return 0
+
+
+def cmd_options(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from guda_bench.registry import METHODS
+
+    entry = METHODS.entry(args.name)
+    declared, space = entry.declared_options, entry.space()
+    console = Console(width=160)
+    if declared is None:
+        console.print(f"{entry.name}: declares no options (values of --option {entry.name}.KEY=VALUE pass unchecked)")
+        return 0
+    table = Table(title=f"{entry.name} options (--option {entry.name}.KEY=VALUE)")
+    for col in ("key", "must be", "default", "search space", "description"):
+        table.add_column(col)
+    for key, opt in declared.items():
+        default = entry.options.get(key, opt.default)
+        shown = f"preset's {opt.preset}.{key}" if default is None and opt.preset else str(default)
+        table.add_row(key, opt.requirement(), shown,
+                      ", ".join(str(c) for c in space.get(key, [])) or "-", opt.help)
+    console.print(table if declared else f"{entry.name} takes no options")
+    console.print(f"search space: {', '.join(f'{k} x{len(v)}' for k, v in space.items())}" if space
+                  else "nothing to tune (no search space)")
     return 0
 
 
@@ -279,7 +340,8 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": cmd_run, "list": cmd_list, "env": cmd_env, "bench": cmd_bench, "leaderboard": cmd_leaderboard,
+    handler = {"run": cmd_run, "tune": cmd_tune, "list": cmd_list, "options": cmd_options, "env": cmd_env,
+               "bench": cmd_bench, "leaderboard": cmd_leaderboard,
                "bundle": cmd_bundle}[args.command]
     try:
         return handler(args)

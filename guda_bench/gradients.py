@@ -40,6 +40,7 @@ from guda_bench import progress
 from guda_bench.elbo import keyed_noise, noise_seed
 from guda_bench.method import Method
 from guda_bench.models import denoise
+from guda_bench.options import Option
 
 if TYPE_CHECKING:
     from guda_bench.context import Context
@@ -266,9 +267,21 @@ def cached_features(ctx: Context, which: str, output: str, timesteps: tuple[int,
 
 
 class GradientFeatureMethod(Method):
-    """Shared option parsing (CLI strings) and feature access for the gradient-feature methods."""
+    """Shared options and feature access for the gradient-feature methods."""
 
     requires = frozenset({"full_model", "train_images"})
+    OPTIONS = {
+        "output": Option("str", "loss", "output function: eps-MSE loss (TRAK) or ||eps_theta||^2 (D-TRAK)",
+                         choices=OUTPUTS),
+        "proj_dim": Option("int", 2048, "projected gradient dimensions", low=1),
+        "lam": Option("float", 1e-2, "kernel ridge lambda (relative to mean diag of Phi^T Phi, or absolute)",
+                      low=0, low_open=True),
+        "lam_scale": Option("str", "relative", "how lam is read", choices=("relative", "absolute")),
+        "timesteps": Option("timesteps", DEFAULT_TIMESTEPS_STR, "timesteps the gradients are averaged over"),
+        "aggregate": Option("str", "sum", "instance scores to group score", choices=("sum", "mean")),
+        "batch_size": Option("int", 128, "per-sample gradients per vmapped batch", low=1),
+    }
+    SEARCH_SPACE = {"lam": (1e-3, 1e-2, 1e-1, 1.0), "aggregate": ("sum", "mean")}
 
     def __init__(self, output: str = "loss", proj_dim: int | str = 2048, lam: float | str = 1e-2,
                  lam_scale: str = "relative", timesteps: str | tuple[int, ...] = DEFAULT_TIMESTEPS_STR,

@@ -63,6 +63,10 @@ def board_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             row[t] = r.get(t)
         row["reason"] = r.get("reason", "")
         row["settings"] = json.dumps(r.get("settings", {}), sort_keys=True) if r.get("settings") else ""
+        tuning = r.get("tuning") or {}
+        row["tuned"] = bool(tuning)  # a NAME@tuned row: the setting `guda-bench tune` chose on the tuning split
+        row["tuning_budget"] = tuning.get("budget")
+        row["tuning_cost_s"] = tuning.get("tuning_cost_s")
         row.update(common)
         rows.append(row)
     return rows

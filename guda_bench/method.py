@@ -8,9 +8,11 @@ wrong shape it returns, makes its row ``failed`` while the run goes on.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+
+from guda_bench.options import Option
 
 if TYPE_CHECKING:
     from guda_bench.context import Context
@@ -30,6 +32,11 @@ class Method:
     # what kind of evidence the scores are, for reading a board: "attribution" (estimates causal influence),
     # "similarity" (looks like the group: pixel-*, clip), "chance" (random), "truth" (the ground truth itself)
     family: ClassVar[str] = "attribution"
+    # every option the constructor takes, typed and ranged (None: undeclared, values pass unchecked)
+    OPTIONS: ClassVar[dict[str, Option] | None] = None
+    # what `guda-bench tune` may try: {option: [candidates]}, the shipped default among them ({}: nothing to
+    # tune); a registered variant may bring its own (register_method(..., search_space=...))
+    SEARCH_SPACE: ClassVar[dict[str, tuple[Any, ...]]] = {}
 
     def prepare(self, ctx: Context) -> None:  # noqa: B027 - optional hook
         """Build counterfactual models or features once (cached through ctx.store where possible)."""

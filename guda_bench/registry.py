@@ -58,12 +58,32 @@ class Entry(Generic[T]):
     options: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     source: str = "builtin"
+    search_space: dict[str, Any] | None = None  # the variant's own space (None: the class's SEARCH_SPACE)
+
+    @property
+    def declared_options(self) -> dict[str, Any] | None:
+        return getattr(self.cls, "OPTIONS", None)
+
+    def check_options(self, values: dict[str, Any], origin: str = "--option") -> dict[str, Any]:
+        """`values` converted to the declared types and checked (one-line BenchError otherwise)."""
+        from guda_bench.options import check_options
+
+        return check_options(self.name, self.declared_options, values, origin)
+
+    def space(self) -> dict[str, list]:
+        """The checked search space ({} when there is nothing to tune)."""
+        from guda_bench.options import check_space
+
+        space = self.search_space if self.search_space is not None else getattr(self.cls, "SEARCH_SPACE", {})
+        return check_space(self.name, self.declared_options, space or {})
 
     def create(self, overrides: dict[str, Any] | None = None) -> T:
-        """Instantiate with the variant's options, then the user's overrides (`--option NAME.KEY=VALUE`)."""
+        """Instantiate with the variant's options, then the user's overrides (`--option NAME.KEY=VALUE`),
+        converted and checked against the declared options."""
+        values = self.check_options({**self.options, **(overrides or {})})
         try:
-            obj = self.cls(**{**self.options, **(overrides or {})})
-        except TypeError as exc:
+            obj = self.cls(**values)
+        except (TypeError, ValueError) as exc:
             raise BenchError(f"bad options for {self.name!r}: {exc}") from None
         obj.name = self.name  # type: ignore[attr-defined]
         return obj
@@ -81,7 +101,8 @@ class Registry(Generic[T]):
         self._loading_source = "builtin"
         self.load_errors: dict[str, str] = {}
 
-    def register(self, name: str, *, description: str = "", **options: Any) -> Callable[[type[T]], type[T]]:
+    def register(self, name: str, *, description: str = "", search_space: dict[str, Any] | None = None,
+                 **options: Any) -> Callable[[type[T]], type[T]]:
         """Class decorator; stack it to register several variants of one class."""
 
         def deco(cls: type[T]) -> type[T]:
@@ -89,7 +110,7 @@ class Registry(Generic[T]):
                 raise BenchError(f"{self.kind} {name!r} is registered twice")
             doc = (cls.__doc__ or "").strip().splitlines()
             self._entries[name] = Entry(name, cls, dict(options), description or (doc[0] if doc else ""),
-                                        self._loading_source)
+                                        self._loading_source, search_space)
             return cls
 
         return deco
@@ -131,9 +152,11 @@ METHODS: Registry[Any] = Registry("method", BUILTIN_METHOD_MODULES, "guda_bench.
 DATASETS: Registry[Any] = Registry("dataset", BUILTIN_DATASET_MODULES, "guda_bench.datasets")
 
 
-def register_method(name: str, *, description: str = "", **options: Any) -> Callable[[type[T]], type[T]]:
-    """Register an attribution method (a `guda_bench.Method` subclass) under `name`."""
-    return METHODS.register(name, description=description, **options)
+def register_method(name: str, *, description: str = "", search_space: dict[str, Any] | None = None,
+                    **options: Any) -> Callable[[type[T]], type[T]]:
+    """Register an attribution method (a `guda_bench.Method` subclass) under `name`; `options` fix the variant's
+    settings, `search_space` (optional) replaces the class's SEARCH_SPACE for this variant."""
+    return METHODS.register(name, description=description, search_space=search_space, **options)
 
 
 def register_dataset(name: str, *, description: str = "", **options: Any) -> Callable[[type[T]], type[T]]:

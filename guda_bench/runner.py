@@ -60,6 +60,9 @@ class RunSpec:
     ray_address: str | None = None
     precision: str = "fp32"  # "bf16": CUDA bf16 autocast (its own cache keys)
     base_model: Path | None = None  # a local diffusers pipeline folder, for presets that fine-tune one
+    tuned: bool = False  # also score each tunable method at its tuned setting (row NAME@tuned; --tuned)
+    tuning_dir: Path = Path("tuning")
+    tuned_settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # filled from the tuning files
 
 
 def resolve_base_model(spec: RunSpec, preset: Any) -> BaseModel | None:
@@ -183,8 +186,22 @@ def validate_scores(scores: Any, shape: tuple[int, int]) -> np.ndarray:
     return arr
 
 
-def run(spec: RunSpec) -> dict[str, Any]:
-    """Build (or load) the ground truth, run the methods, write the run folder; return the results dict."""
+@dataclass
+class Opened:
+    """A benchmark ready to score on: its preset (as the adapter fitted it), data, cache and executor."""
+
+    preset: Any
+    bench: Benchmark
+    store: Store
+    base_model: BaseModel | None
+
+    def context(self, spec: RunSpec, executor: Any) -> Context:
+        return Context(self.bench, self.store, seed=spec.seed, device=spec.device, executor=executor,
+                       precision=spec.precision, base_model=self.base_model)
+
+
+def open_benchmark(spec: RunSpec) -> Opened:
+    """Everything a run or a tuning needs before the first model is built, checked (one-line errors)."""
     progress.set_enabled(not spec.quiet)
     check_device(spec.device)
     check_precision(spec.precision, spec.device)
@@ -204,21 +221,35 @@ def run(spec: RunSpec) -> dict[str, Any]:
     for name in spec.method_options:
         if name not in spec.methods:
             raise BenchError(f"--option for {name!r}, which is not in --method")
+    # every setting typed and checked now, before anything is trained (one-line errors)
+    spec.method_options = {n: METHODS.entry(n).check_options(o) for n, o in spec.method_options.items()}
+    for name in spec.methods:
+        METHODS.entry(name).check_options(preset.method_options.get(name, {}), f"preset {preset.name!r} option")
+    bench = with_targets(apply_grouping(adapter.load(preset), grouping), spec.targets)
+    if bench.n_groups < 3:
+        raise BenchError(f"grouping {bench.grouping!r} gives {bench.n_groups} groups; NDCG@3 and Top-3 need >= 3")
+    if spec.tuned:  # every chosen setting read and checked now: a missing tuning file stops the run here
+        from guda_bench.tuning import board_of, tuned_options
+
+        board = board_of(bench, spec.targets)
+        spec.tuned_settings = {n: tuned_options(METHODS.entry(n), board, spec.tuning_dir,
+                                                canonical_hash(bench.preset), spec.seed)
+                               for n in spec.methods if METHODS.entry(n).space()}
+    # bench.preset: an adapter may fit the preset to its data (e.g. the image channels)
+    return Opened(bench.preset, bench, Store(spec.cache, log=progress.log), base_model)
+
+
+def run(spec: RunSpec) -> dict[str, Any]:
+    """Build (or load) the ground truth, run the methods, write the run folder; return the results dict."""
+    opened = open_benchmark(spec)
     check_output_dir(spec.out)
     if (spec.out / "results.json").exists():  # an earlier run's folder: drop its score files, not others
         for stale in (spec.out / "scores").glob("*.npy"):
             stale.unlink()
     provenance = environment(spec.device)  # the source as the run starts (files may change while it runs)
-    bench = with_targets(apply_grouping(adapter.load(preset), grouping), spec.targets)
-    preset = bench.preset  # an adapter may fit the preset to its data (e.g. the image channels)
-    if bench.n_groups < 3:
-        raise BenchError(f"grouping {bench.grouping!r} gives {bench.n_groups} groups; NDCG@3 and Top-3 need >= 3")
-    store = Store(spec.cache, log=progress.log)
     executor = make_executor(spec.executor, spec.ray_address)
     try:
-        ctx = Context(bench, store, seed=spec.seed, device=spec.device, executor=executor, precision=spec.precision,
-                      base_model=base_model)
-        return _run(spec, preset, bench, ctx, provenance)
+        return _run(spec, opened.preset, opened.bench, opened.context(spec, executor), provenance)
     finally:
         executor.shutdown()
 
@@ -276,12 +307,21 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
         write_run(spec.out, results)
 
     shape = (len(ctx.queries), bench.n_groups)
+    plan: list[tuple[str, str, dict[str, Any], dict[str, Any] | None]] = []  # row name, method, options, tuning
     for name in spec.methods:
+        plan.append((name, name, {**preset.method_options.get(name, {}), **spec.method_options.get(name, {})}, None))
+        if name in spec.tuned_settings:
+            tuned = spec.tuned_settings[name]
+            plan.append((f"{name}@tuned", name, {**preset.method_options.get(name, {}), **tuned["options"]}, tuned))
+    for row_name, name, options, tuning in plan:
         entry = METHODS.entry(name)
-        row: dict[str, Any] = {"method": name, "kind": "method", "family": getattr(entry.cls, "family", ""),
+        row: dict[str, Any] = {"method": row_name, "kind": "method", "family": getattr(entry.cls, "family", ""),
                                "source": entry.source, "description": entry.description}
+        if tuning is not None:
+            row["tuning"] = {k: tuning[k] for k in ("budget", "tuning_cost_s", "chosen_index", "n_settings",
+                                                    "tune_top1")}
         try:
-            method = entry.create({**preset.method_options.get(name, {}), **spec.method_options.get(name, {})})
+            method = entry.create(options)
             missing = set(method.requires) - KNOWN_REQUIREMENTS
             if missing:
                 raise Unavailable(f"declares unknown requirements {sorted(missing)}")
@@ -305,7 +345,7 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
                        tune_top1=float(metrics.per_query_metrics(scores[ctx.splits["tune"]],
                                                                  gold[ctx.splits["tune"]])["top1"].mean()),
                        per_group=per_group(scores[test], gold[test], bench.group_names))
-            save_scores(spec.out, name, scores)
+            save_scores(spec.out, row_name, scores)
         except Unavailable as exc:
             row.update(status="unavailable", reason=str(exc))
         except KeyboardInterrupt:
@@ -316,7 +356,7 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
         results["rows"].append(row)
         write_run(spec.out, results)
         if row["status"] != "ok":
-            progress.log(f"{name}: {row['status']}: {row['reason']}")
+            progress.log(f"{row_name}: {row['status']}: {row['reason']}")
     results["run"]["wall_s"] = time.perf_counter() - t_start
     write_run(spec.out, results)
     if not spec.quiet:

@@ -29,6 +29,7 @@ import numpy as np
 
 from guda_bench.errors import Unavailable
 from guda_bench.method import Method
+from guda_bench.options import Option
 from guda_bench.registry import register_method
 
 if TYPE_CHECKING:
@@ -93,6 +94,15 @@ class ClipSimilarity(Method):
 
     requires = frozenset({"train_images", "clip_weights"})
     family = "similarity"
+    OPTIONS = {
+        "weights": Option("str", None, "path of an open_clip checkpoint (else $GUDA_BENCH_CLIP_WEIGHTS, open_clip's "
+                                       "cache)"),
+        "model_name": Option("str", "ViT-B-32", "open_clip architecture"),
+        "aggregate": Option("str", "mean", "similarities to group score", choices=AGGREGATES),
+        "max_per_group": Option("int", 1000, "training images embedded per group", low=1),
+        "batch_size": Option("int", 64, "images per embedding batch", low=1),
+    }
+    SEARCH_SPACE = {"aggregate": AGGREGATES}
 
     def __init__(self, weights: str | None = None, model_name: str = "ViT-B-32", aggregate: str = "mean",
                  max_per_group: int | str = 1000, batch_size: int | str = 64) -> None:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from guda_bench import gradients as G
+from guda_bench.options import Option
 from guda_bench.registry import register_method
 
 if TYPE_CHECKING:
@@ -37,6 +38,10 @@ if TYPE_CHECKING:
 @register_method("das", description="DAS: D-TRAK kernel x training residual / (1 - leverage), squared, per group")
 class Das(G.GradientFeatureMethod):
     """Diffusion Attribution Score on D-TRAK features."""
+
+    OPTIONS = {**G.GradientFeatureMethod.OPTIONS,
+               "leverage": Option("bool", True, "divide residuals by (1 - leverage)")}
+    SEARCH_SPACE = {"lam": (1e-3, 1e-2, 1e-1, 1.0), "leverage": (True, False)}
 
     def __init__(self, leverage: bool | str = True, **kw) -> None:
         kw.setdefault("output", "output_norm")

@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from guda_bench.method import Method
+from guda_bench.options import POSITIVE, Option, preset_option, typed
 from guda_bench.registry import register_method
 
 if TYPE_CHECKING:
     from guda_bench.context import Context
 
-_TYPES = {"steps": int, "pair_batch": int, "lr": float, "lambda_forget": float, "guidance": float,
-          "grad_clip": float, "label_dropout": float, "seed": int}
+U = preset_option("unlearn")  # options whose default is the preset's unlearn config
+
 
 
 @register_method("guda-esd", description="GUDA with ESD unlearning: negative guidance (w 7.5) from a group-"
@@ -32,12 +33,20 @@ class GudaEsd(Method):
     """
 
     requires = frozenset({"full_model", "train_images", "unconditional_model"})
+    OPTIONS = {  # defaults None: the preset's UnlearnConfig
+        "steps": U("int", "fine-tune steps", low=1),
+        "pair_batch": U("int", "images per retain batch and per forget batch", low=1),
+        "lr": U("float", "Adam learning rate", **POSITIVE),
+        "lambda_forget": Option("float", 0.3, "weight of the ESD forget loss", low=0),
+        "guidance": Option("float", 7.5, "negative-guidance scale w of the ESD target", low=0),
+        "grad_clip": U("float", "gradient-norm clip", **POSITIVE),
+        "label_dropout": Option("float", 0.1, "label dropout of the group-conditional CFG model", low=0, high=1),
+        "seed": U("int", "seed of the fine-tune's draws (added to the run seed)"),
+    }
+    SEARCH_SPACE = {"guidance": (3.0, 7.5, 15.0), "lambda_forget": (0.1, 0.3, 1.0), "lr": (1e-4, 3e-4, 1e-3)}
 
     def __init__(self, **options: Any) -> None:
-        unknown = set(options) - set(_TYPES)
-        if unknown:
-            raise TypeError(f"unknown options {sorted(unknown)} (known: {', '.join(_TYPES)})")
-        self.options = {k: _TYPES[k](v) for k, v in options.items()}
+        self.options = typed(self.OPTIONS, options)
         self._terms: list[np.ndarray] = []
 
     def config(self, ctx: Context):

@@ -10,21 +10,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from guda_bench.method import Method
+from guda_bench.options import POSITIVE, Option, typed
 from guda_bench.registry import register_method
 
 if TYPE_CHECKING:
     from guda_bench.context import Context
 
 
-def _optional_int(v: Any) -> int | None:
-    return None if v is None or str(v).lower() in ("none", "all", "") else int(v)
-
-
 QUERY_CHUNK = 25  # queries per job on a parallel executor
 LOCAL_CHUNK = 200  # queries per cache entry on the local executor: a killed run resumes from the last chunk
-
-_TYPES = {"lr": float, "steps": int, "n_timesteps": int, "fisher_samples": int, "damping": float,
-          "max_train_per_group": _optional_int, "aggregate": str, "batch_size": int, "seed": int}
 
 
 @register_method("instance-unlearning", description="AbU: unlearn the query (Fisher-preconditioned ascent, all "
@@ -44,17 +38,24 @@ class InstanceUnlearning(Method):
     """
 
     requires = frozenset({"full_model", "train_images"})
+    OPTIONS = {
+        "lr": Option("float", 0.01, "ascent step size (theta += lr g / (F N))", **POSITIVE),
+        "steps": Option("int", 1, "ascent steps on the query", low=1),
+        "n_timesteps": Option("int", 20, "strided timesteps of the query loss and the training-image losses", low=1),
+        "fisher_samples": Option("int", 2048, "draws of the diagonal empirical Fisher", low=1),
+        "damping": Option("float", 0.01, "Fisher damping, relative to its mean", low=0),
+        "max_train_per_group": Option("int-or-none", 20, "training images scored per group (none: all)", low=1),
+        "aggregate": Option("str", "mean", "image scores to group score", choices=("mean", "sum")),
+        "batch_size": Option("int", 2048, "images x timesteps per forward", low=1),
+        "seed": Option("int", 0, "seed of the noise and the subsample (added to the run seed)"),
+    }
+    SEARCH_SPACE = {"lr": (0.003, 0.01, 0.03, 0.1), "steps": (1, 3)}
 
     def __init__(self, **options: Any) -> None:
         from guda_bench.instance_unlearn import InstanceConfig
 
-        unknown = set(options) - set(_TYPES)
-        if unknown:
-            raise TypeError(f"unknown options {sorted(unknown)} (known: {', '.join(_TYPES)})")
-        self.options = dict(options)
-        self.cfg = replace(InstanceConfig(), **{k: _TYPES[k](v) for k, v in options.items()})
-        if self.cfg.aggregate not in ("mean", "sum"):
-            raise TypeError(f"aggregate must be 'mean' or 'sum', not {self.cfg.aggregate!r}")
+        self.options = typed(self.OPTIONS, options)
+        self.cfg = replace(InstanceConfig(), **self.options)
 
     def _base_spec(self, ctx: Context) -> dict:
         spec = {"full": ctx.full.key, "data": ctx.data_hash, "seed": self.cfg.seed + ctx.seed}

@@ -20,6 +20,7 @@ class Logo(Method):
 
     requires = frozenset({"full_model", "train_images"})
     family = "truth"
+    OPTIONS: dict = {}
 
     def prepare(self, ctx: Context) -> None:
         self._scores = ctx.logoa(0)

@@ -8,6 +8,7 @@ import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
 from guda_bench.method import Method
+from guda_bench.options import Option
 from guda_bench.registry import register_method
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ class PixelSimilarity(Method):
 
     requires = frozenset({"train_images"})
     family = "similarity"
+    OPTIONS = {"aggregate": Option("str", "mean", "mean cosine, or nearest-neighbour distance", choices=("mean", "nn"))}
 
     def __init__(self, aggregate: str) -> None:
         self.aggregate = aggregate

@@ -18,6 +18,7 @@ class RandomRanking(Method):
     """i.i.d. uniform scores from the run seed."""
 
     family = "chance"
+    OPTIONS: dict = {}
 
     def score(self, ctx: Context) -> np.ndarray:
         rng = np.random.default_rng(ctx.seed + 99)

@@ -130,3 +130,71 @@ def test_pareto_front_keeps_only_undominated_methods():
     cost = np.array([1.0, 2.0, 3.0, 10.0, 0.5])
     quality = np.array([0.5, 0.4, 0.8, 0.8, 0.1])
     assert pareto_front(cost, quality).tolist() == [4, 0, 2]
+
+
+def test_publish_writes_pairs_power_and_per_query_files_that_merge_like_the_board(runs, capsys):
+    board_dir = runs / "boards-power"
+    assert main(["leaderboard", "publish", str(runs / "a"), "--dir", str(board_dir)]) == 0
+    assert main(["leaderboard", "publish", str(runs / "b"), "--dir", str(board_dir)]) == 0
+    board = pd.read_csv(board_dir / f"{NAME}.csv")
+    assert dict(zip(board["method"], board["family"], strict=True)) == {
+        "noise-ceiling": "ceiling", "logo": "truth", "pixel-cosine": "similarity", "pixel-nn": "similarity",
+        "random": "chance", "guda": "attribution"}
+    per_query = pd.read_csv(board_dir / f"{NAME}-per-query.csv")
+    n_test = int(board["n_test"].iloc[0])
+    assert per_query.groupby("method").size().to_dict() == {m: n_test for m in board["method"]}
+    pairs = pd.read_csv(board_dir / f"{NAME}-pairs.csv")
+    n_ok = len(board)
+    assert len(pairs) == 2 * n_ok * (n_ok - 1) // 2  # every pair of ok rows (ceiling included), Top-1 and NDCG@3
+    assert set(pairs["metric"]) == {"top1", "ndcg@3"}
+    assert (pairs["p_holm"] >= pairs["p_value"]).all() and (pairs["p_holm"] <= 1).all()
+    # each pair's diff is the difference of the two rows' published means on the same test queries
+    means = dict(zip(board["method"], board["top1"], strict=True))
+    for r in pairs[pairs.metric == "top1"].itertuples():
+        assert r.diff == pytest.approx(means[r.a] - means[r.b], abs=1e-5)
+    # and the pair test is the same test as `leaderboard compare` (same resamples)
+    cmp = lb.compare(runs / "a", None, "logo", "random", n_boot=10_000)["rows"][0]
+    row = pairs[(pairs.metric == "top1") & (pairs.a == "logo") & (pairs.b == "random")].iloc[0]
+    assert row["p_value"] == pytest.approx(cmp["p_value"]) and row["ci_low"] == pytest.approx(cmp["ci_low"], abs=1e-4)
+    power = json.loads((board_dir / f"{NAME}-power.json").read_text())
+    assert power["n_test"] == n_test and power["best_similarity"] in ("pixel-cosine", "pixel-nn")
+    assert power["pairs"] == 6  # guda, pixel-cosine, pixel-nn, random: the truth and the ceiling are not methods
+    assert power["line"].startswith("power: n_test")
+    assert (board_dir / f"{NAME}-pairs.png").stat().st_size > 1000
+    capsys.readouterr()
+    assert main(["leaderboard", "show", NAME, "--dir", str(board_dir)]) == 0
+    assert "power: n_test" in capsys.readouterr().out
+    # republishing a run replaces its per-query rows, it does not duplicate them
+    assert main(["leaderboard", "publish", str(runs / "b"), "--dir", str(board_dir), "--no-plots"]) == 0
+    assert len(pd.read_csv(board_dir / f"{NAME}-per-query.csv")) == len(per_query)
+
+
+def test_holm_adjustment_matches_a_hand_computation():
+    from guda_bench.power import holm
+
+    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> monotone: 0.02, 0.03, 0.06, 0.06
+    assert holm(np.array([0.01, 0.04, 0.03, 0.005])) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm(np.array([0.5, 0.9])) == pytest.approx([1.0, 1.0])  # step-down stays monotone
+
+
+def test_pairs_separate_a_real_difference_and_not_a_null_one():
+    from guda_bench.power import pairs, power_line, power_summary
+
+    rng = np.random.default_rng(1)
+    u = rng.random(400)
+    q = np.arange(400)
+    frame = pd.concat([pd.DataFrame({"method": m, "query": q, "top1": (u < p).astype(float), "ndcg@3": u})
+                       for m, p in (("good", 0.8), ("good-twin", 0.8), ("weak", 0.4))], ignore_index=True)
+    out = pairs(frame, ["good", "good-twin", "weak"], n_boot=2000).set_index(["metric", "a", "b"])
+    assert not out.loc[("top1", "good", "good-twin"), "separated"]  # identical per-query values
+    assert out.loc[("top1", "good", "good-twin"), "p_value"] == 1.0
+    assert out.loc[("top1", "good", "weak"), "separated"] and out.loc[("top1", "good", "weak"), "ci_low"] > 0.3
+    board = pd.DataFrame({"method": ["good", "good-twin", "weak"], "kind": "method", "status": "ok",
+                          "family": ["attribution", "attribution", "similarity"], "top1": [0.8, 0.8, 0.4],
+                          "top1_ci_low": [0.76, 0.76, 0.35], "top1_ci_high": [0.84, 0.84, 0.45], "n_test": 400})
+    summary = power_summary(board, out.reset_index())
+    assert (summary["pairs_separated"], summary["pairs"]) == (2, 3)
+    assert summary["best_similarity"] == "weak" and summary["ceiling_minus_similarity"] is None
+    assert "2/3" in power_line(summary)
+    with pytest.raises(ValueError, match="same test queries"):
+        pairs(frame[~((frame.method == "weak") & (frame["query"] == 0))], ["good", "weak"], n_boot=10)

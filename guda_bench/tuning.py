@@ -1,0 +1,198 @@
+"""Every method tuned the same way, on the tuning split only (SPEC §9).
+
+`guda-bench tune` tries up to `budget` settings per method (the same budget for every method): the shipped
+setting first, then the whole grid of the method's search space when it fits, else seeded draws from it
+without replacement. Each setting is scored on the TUNING queries only: the tuner slices the ground truth
+to the tuning split before any metric is computed, so test-split gold cannot steer a choice. The best
+tuning Top-1 wins (NDCG@3 breaks ties, then the earlier setting, so the shipped one wins a tie). Each
+setting's scores are a cache entry (a killed tuning resumes), and the per-method record is rewritten
+atomically after every setting to `tuning/<board>/<method>.json`; `guda-bench run --tuned` reads it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from guda_bench import metrics, progress
+from guda_bench.config import canonical_hash, to_jsonable
+from guda_bench.errors import BenchError, Unavailable
+from guda_bench.options import shipped_value
+from guda_bench.registry import Entry
+from guda_bench.store import atomic_write_text
+
+TUNED_SUFFIX = "@tuned"
+SCHEMA = 1
+
+
+def board_of(bench: Any, targets: tuple[str, ...] | None) -> str:
+    """The leaderboard name of a benchmark (same rule as leaderboard.board_name)."""
+    name = bench.dataset + ("" if bench.grouping == "class" else f"-{bench.grouping}")
+    return name + (f"-{len(targets)}targets" if targets else "")
+
+
+def shipped_setting(entry: Entry, preset: Any) -> dict[str, Any]:
+    """The values of the search-space keys the method runs with untuned on this preset."""
+    fixed = {**entry.options, **preset.method_options.get(entry.name, {})}
+    declared = entry.declared_options or {}
+    return {k: shipped_value(k, declared[k], fixed, preset) for k in entry.space()}
+
+
+def candidates(entry: Entry, preset: Any, budget: int, seed: int) -> list[dict[str, Any]]:
+    """Up to `budget` settings over the space's keys: the shipped one, then the grid or seeded draws from it."""
+    if budget < 1:
+        raise BenchError(f"--budget must be >= 1, not {budget}")
+    space = entry.space()
+    if not space:
+        return []
+    shipped = shipped_setting(entry, preset)
+    grid = [dict(zip(space, combo, strict=True)) for combo in itertools.product(*space.values())]
+    rest = [s for s in grid if s != shipped]
+    if len(rest) > budget - 1:
+        order = np.random.default_rng(seed).permutation(len(rest))[: budget - 1]
+        rest = [rest[i] for i in sorted(order)]
+    return [shipped, *rest]
+
+
+def tuning_path(tuning_dir: Path, board: str, method: str) -> Path:
+    return Path(tuning_dir) / board / f"{method}.json"
+
+
+def choose(settings: list[dict[str, Any]]) -> int | None:
+    """Index of the best ok setting by tuning Top-1, then NDCG@3, then the earlier one."""
+    ok = [(i, s) for i, s in enumerate(settings) if s["status"] == "ok"]
+    if not ok:
+        return None
+    return min(ok, key=lambda p: (-p[1]["tune"]["top1"], -p[1]["tune"]["ndcg@3"], p[0]))[0]
+
+
+def score_setting(ctx: Any, entry: Entry, options: dict[str, Any], preset: Any, gold_tune: np.ndarray,
+                  tune: np.ndarray) -> dict[str, Any]:
+    """One setting: the method's scores (a cache entry), their tuning-split metrics, and the cost."""
+    merged = {**preset.method_options.get(entry.name, {}), **options}
+    spec = {"method": entry.name, "options": to_jsonable(merged), "full": ctx.full.key,
+            "queries": ctx.queries_artefact.key, "data": ctx.data_hash}
+
+    def build(folder: Path) -> dict:
+        method = entry.create(merged)
+        with ctx.stage() as st:
+            method.prepare(ctx)
+            scores = np.asarray(method.score(ctx), dtype=np.float64)
+        if scores.shape != (len(ctx.queries), ctx.bench.n_groups) or not np.isfinite(scores).all():
+            raise ValueError(f"scores of shape {scores.shape} (finite: {bool(np.isfinite(scores).all())})")
+        np.save(folder / "scores.npy", scores)
+        return {"cost_s": st["cost_s"]}
+
+    art = ctx.fetch("tuning-scores", spec, build, charge=False)
+    scores = np.load(art.path / "scores.npy")
+    per_q = metrics.per_query_metrics(scores[tune], gold_tune)
+    return {"tune": {m: float(v.mean()) for m, v in per_q.items()}, "cost_s": float(art.cost_s)}
+
+
+def tune_method(ctx: Any, entry: Entry, preset: Any, gold_tune: np.ndarray, tune: np.ndarray, budget: int,
+                seed: int, out: Path, header: dict[str, Any]) -> dict[str, Any]:
+    """Try the candidates of one method; write its record after every setting; return the record."""
+    record: dict[str, Any] = {**header, "method": entry.name, "budget": budget,
+                              "space": to_jsonable(entry.space()), "settings": [], "status": "ok"}
+    todo = candidates(entry, preset, budget, seed)
+    with progress.bar(f"tune {entry.name}", len(todo)) as advance:
+        for i, options in enumerate(todo):
+            row: dict[str, Any] = {"options": to_jsonable(options), "shipped": i == 0}
+            try:
+                row.update(status="ok", **score_setting(ctx, entry, options, preset, gold_tune, tune))
+            except Unavailable as exc:
+                record.update(status="unavailable", reason=str(exc))
+                break
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # a setting the method rejects is recorded, the others still run
+                row.update(status="failed", reason=f"{type(exc).__name__}: {exc}")
+            record["settings"].append(row)
+            best = choose(record["settings"])
+            record.update(chosen_index=best, chosen=record["settings"][best]["options"] if best is not None else None,
+                          tuning_cost_s=sum(s.get("cost_s", 0.0) for s in record["settings"]))
+            atomic_write_text(out, json.dumps(record, indent=1))
+            advance(1)
+    if record["status"] == "ok" and record.get("chosen") is None:
+        record.update(status="failed", reason="no setting ran")
+    atomic_write_text(out, json.dumps(record, indent=1))
+    return record
+
+
+def tune(spec: Any, budget: int = 8, tuning_dir: Path = Path("tuning")) -> list[dict[str, Any]]:
+    """`guda-bench tune`: tune every requested method with a search space on one board; return the records."""
+    from guda_bench.executor import make_executor
+    from guda_bench.registry import METHODS
+    from guda_bench.runner import open_benchmark
+
+    if budget < 1:
+        raise BenchError(f"--budget must be >= 1, not {budget}")
+    opened = open_benchmark(spec)
+    entries = [METHODS.entry(n) for n in spec.methods]
+    for e in entries:
+        e.space()  # a bad space fails here, in one line, before anything is trained
+    tunable = [e for e in entries if e.space()]
+    if not tunable:
+        raise BenchError(f"nothing to tune: {', '.join(spec.methods)} declare no search space")
+    board = board_of(opened.bench, spec.targets)
+    executor = make_executor(spec.executor, spec.ray_address)
+    records = []
+    try:
+        ctx = opened.context(spec, executor)
+        gold = ctx.logoa(0)
+        tune_idx = ctx.splits["tune"]
+        gold_tune = gold[tune_idx].copy()  # the only gold the tuner sees
+        del gold
+        header = {"schema": SCHEMA, "board": board, "dataset": spec.dataset, "preset": opened.preset.name,
+                  "grouping": opened.bench.grouping, "targets": list(spec.targets) if spec.targets else None,
+                  "seed": spec.seed, "config_hash": canonical_hash(opened.preset), "n_tune": int(len(tune_idx)),
+                  "selection": "best tuning-split Top-1, then NDCG@3, then the earlier setting (shipped first)",
+                  "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        for e in tunable:
+            records.append(tune_method(ctx, e, opened.preset, gold_tune, tune_idx, budget, spec.seed,
+                                       tuning_path(tuning_dir, board, e.name), header))
+    finally:
+        executor.shutdown()
+    return records
+
+
+def tuned_options(entry: Entry, board: str, tuning_dir: Path, config_hash: str, seed: int) -> dict[str, Any]:
+    """The chosen setting of `entry` on `board` (for `run --tuned`), checked; one-line errors otherwise."""
+    path = tuning_path(tuning_dir, board, entry.name)
+    if not path.exists():
+        raise BenchError(f"--tuned: {entry.name} was not tuned for {board} ({path} is missing; run guda-bench tune "
+                         f"... --method {entry.name})")
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BenchError(f"--tuned: {path} is not valid JSON ({exc.msg})") from None
+    if record.get("config_hash") != config_hash or record.get("seed") != seed:
+        raise BenchError(f"--tuned: {path} was tuned for another preset configuration or seed (retune)")
+    if record.get("status") != "ok" or record.get("chosen") is None:
+        raise BenchError(f"--tuned: {path} has no chosen setting ({record.get('reason', record.get('status'))})")
+    options = entry.check_options(record["chosen"], f"tuning file {path}:")
+    return {"options": options, "budget": record["budget"], "tuning_cost_s": record["tuning_cost_s"],
+            "chosen_index": record["chosen_index"], "n_settings": len(record["settings"]),
+            "tune_top1": record["settings"][record["chosen_index"]]["tune"]["top1"], "file": str(path)}
+
+
+def summary_table(records: list[dict[str, Any]]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="tuning (scored on the tuning split only)")
+    for col in ("method", "settings", "shipped tune Top-1", "best tune Top-1", "chosen", "cost s", "status"):
+        table.add_column(col)
+    for r in records:
+        sets = r["settings"]
+        shipped = sets[0]["tune"]["top1"] if sets and sets[0]["status"] == "ok" else None
+        best = sets[r["chosen_index"]]["tune"]["top1"] if r.get("chosen_index") is not None else None
+        table.add_row(r["method"], str(len(sets)), "-" if shipped is None else f"{shipped:.3f}",
+                      "-" if best is None else f"{best:.3f}",
+                      "shipped" if r.get("chosen_index") == 0 else json.dumps(r.get("chosen")),
+                      f"{r.get('tuning_cost_s', 0):.1f}", r["status"] + (f": {r['reason']}" if r.get("reason") else ""))
+    return table

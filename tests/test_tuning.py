@@ -1,0 +1,205 @@
+"""Typed options (one-line errors before training), search spaces, `guda-bench tune` and `run --tuned`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from guda_bench.cli import main
+from guda_bench.errors import BenchError
+from guda_bench.options import Option, check_options
+from guda_bench.registry import METHODS
+from tests.test_cli_errors import assert_nothing_trained, base_args, one_error_line
+from tests.tiny_dataset import NAME, register
+
+SHIPPED_BOARD_PRESETS = ("digits", "mnist5k")
+
+
+# ---- typed options -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(("option", "needles"), [
+    ("guda.nosuch=1", ["guda.nosuch", "has no option 'nosuch'", "its options:", "steps"]),
+    ("guda.stpes=3", ["did you mean 'steps'"]),
+    ("guda.lr=abc", ["guda.lr=abc", "must be a number > 0"]),
+    ("guda.lr=-1", ["must be a number > 0"]),
+    ("guda.steps=2.5", ["guda.steps=2.5", "must be an integer >= 1"]),
+    ("trak.proj_dim=abc", ["trak.proj_dim=abc", "an integer >= 1"]),
+    ("instance-unlearning.aggregate=median", ["one of mean, sum"]),
+    ("guda-esd.label_dropout=2", ["<= 1"]),
+    ("logo.x=1", ["has no option 'x'", "its options: none"]),
+])
+def test_bad_options_fail_in_one_line_before_training(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     option: str, needles: list[str]) -> None:
+    method = option.split(".")[0]
+    assert main(base_args(tmp_path) + ["--method", method, "--option", option]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    for needle in needles:
+        assert needle in line, line
+    assert_nothing_trained(tmp_path)
+
+
+def test_option_values_are_converted_to_their_declared_types() -> None:
+    entry = METHODS.entry("guda")
+    assert entry.check_options({"steps": "30", "lr": "1e-3", "retain_loss": "distill"}) == {
+        "steps": 30, "lr": 1e-3, "retain_loss": "distill"}
+    method = entry.create({"steps": "30"})
+    assert method.options["steps"] == 30 and isinstance(method.options["steps"], int)
+    inst = METHODS.entry("instance-unlearning").create({"max_train_per_group": "none", "lr": "0.1"})
+    assert inst.cfg.max_train_per_group is None and inst.cfg.lr == 0.1
+    assert METHODS.entry("das").create({"leverage": "false"}).leverage is False
+    assert Option("bool").convert("yes") is True
+    with pytest.raises(ValueError):
+        Option("int", low=1).convert(True)
+
+
+def test_undeclared_plugin_options_pass_unchecked() -> None:
+    assert check_options("plugin", None, {"anything": "1"}) == {"anything": "1"}
+
+
+def test_every_method_with_hyperparameters_has_a_space_holding_its_shipped_default() -> None:
+    from guda_bench.runner import make_adapter
+    from guda_bench.tuning import shipped_setting
+
+    no_space = {e.name for e in METHODS.entries() if not e.space()}
+    assert no_space == {"logo", "random", "pixel-cosine", "pixel-nn"}
+    for dataset in SHIPPED_BOARD_PRESETS:
+        preset = make_adapter(dataset).preset("default")
+        for e in METHODS.entries():
+            if e.name.startswith("guda-c"):
+                continue  # text-to-image: checked on styled-digits below
+            for key, value in shipped_setting(e, preset).items():
+                assert value in e.space()[key], (dataset, e.name, key, value)
+    preset = make_adapter("styled-digits").preset("default")
+    for name in ("guda-c", "guda-c-uniform", "guda-c-nostyle"):
+        e = METHODS.entry(name)
+        for key, value in shipped_setting(e, preset).items():
+            assert value in e.space()[key], (name, key, value)
+
+
+def test_options_command_lists_types_defaults_and_space(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["options", "instance-unlearning"]) == 0
+    out = capsys.readouterr().out
+    assert "fisher_samples" in out and "an integer >= 1" in out and "0.003, 0.01, 0.03, 0.1" in out
+    assert main(["options", "pixel-nn"]) == 0
+    assert "nothing to tune" in capsys.readouterr().out
+
+
+# ---- search spaces and candidates ---------------------------------------------------------------------
+@pytest.mark.parametrize(("space", "needle"), [
+    ({"nosuch": [1, 2]}, "has no option 'nosuch'"),
+    ({"steps": []}, "empty candidate list"),
+    ({"lr": [1e-3, -1.0]}, "lr=-1.0: must be a number > 0"),
+    ({"steps": 3}, "needs a list of candidates"),
+])
+def test_a_bad_search_space_fails_in_one_line_before_training(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch, space: dict,
+                                                             needle: str) -> None:
+    monkeypatch.setattr(METHODS.entry("guda"), "search_space", space)
+    args = ["tune", "--preset", "smoke", "--cache", str(tmp_path / "cache"), "--quiet", "--method", "guda",
+            "--tuning-dir", str(tmp_path / "tuning")]
+    assert main(args) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert needle in line, line
+    assert_nothing_trained(tmp_path)
+    assert not (tmp_path / "tuning").exists()
+
+
+def test_candidates_start_with_the_shipped_setting_and_respect_the_budget() -> None:
+    from guda_bench.runner import make_adapter
+    from guda_bench.tuning import candidates, shipped_setting
+
+    preset = make_adapter("digits").preset("default")
+    e = METHODS.entry("guda")
+    c8 = candidates(e, preset, 8, seed=0)
+    assert len(c8) == 8 and c8[0] == shipped_setting(e, preset) and len({json.dumps(c) for c in c8}) == 8
+    assert candidates(e, preset, 8, seed=0) == c8  # seeded
+    assert len(candidates(e, preset, 100, seed=0)) == 27  # the whole grid when it fits
+    assert candidates(METHODS.entry("random"), preset, 8, seed=0) == []
+    with pytest.raises(BenchError):
+        candidates(e, preset, 0, seed=0)
+
+
+# ---- tune and run --tuned on a tiny benchmark ------------------------------------------------------------
+TUNE_METHODS = "guda,trak,pixel-nn"
+
+
+def tune_args(root: Path, tuning: Path) -> list[str]:
+    return ["tune", "--dataset", NAME, "--preset", "tiny", "--cache", str(root / "cache"), "--quiet",
+            "--method", TUNE_METHODS, "--budget", "3", "--tuning-dir", str(tuning)]
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    register()
+    root = tmp_path_factory.mktemp("tune")
+    assert main(tune_args(root, root / "tuning")) == 0
+    return root
+
+
+def test_tune_writes_one_record_per_tunable_method(tuned: Path) -> None:
+    board = tuned / "tuning" / NAME
+    assert sorted(p.name for p in board.iterdir()) == ["guda.json", "trak.json"]  # pixel-nn has nothing to tune
+    rec = json.loads((board / "guda.json").read_text())
+    assert rec["budget"] == 3 and len(rec["settings"]) == 3 and rec["settings"][0]["shipped"]
+    assert rec["status"] == "ok" and rec["chosen"] == rec["settings"][rec["chosen_index"]]["options"]
+    assert rec["tuning_cost_s"] == pytest.approx(sum(s["cost_s"] for s in rec["settings"]))
+    assert all(0 <= s["tune"]["top1"] <= 1 for s in rec["settings"])
+    assert rec["n_tune"] == 4 and "tuning-split" in rec["selection"]
+
+
+def test_rerunning_tune_is_served_from_the_cache(tuned: Path) -> None:
+    before = {p: p.stat().st_mtime for p in (tuned / "cache" / "tuning-scores").iterdir()}
+    assert main(tune_args(tuned, tuned / "tuning-again")) == 0
+    assert {p: p.stat().st_mtime for p in (tuned / "cache" / "tuning-scores").iterdir()} == before
+    a = json.loads((tuned / "tuning" / NAME / "guda.json").read_text())
+    b = json.loads((tuned / "tuning-again" / NAME / "guda.json").read_text())
+    assert [s["tune"] for s in a["settings"]] == [s["tune"] for s in b["settings"]]
+
+
+def test_test_split_gold_never_steers_the_choice(tuned: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from guda_bench.context import Context
+
+    real = Context.logoa
+
+    def scrambled(self, study=0):
+        gold = real(self, study).copy()
+        test = self.splits["test"]
+        gold[test] = np.random.default_rng(5).normal(size=gold[test].shape) * 1e3  # every test gold value rewritten
+        return gold
+
+    monkeypatch.setattr(Context, "logoa", scrambled)
+    assert main(tune_args(tuned, tuned / "tuning-scrambled")) == 0
+    for name in ("guda", "trak"):
+        a = json.loads((tuned / "tuning" / NAME / f"{name}.json").read_text())
+        b = json.loads((tuned / "tuning-scrambled" / NAME / f"{name}.json").read_text())
+        assert a["chosen"] == b["chosen"] and [s["tune"] for s in a["settings"]] == [s["tune"] for s in b["settings"]]
+
+
+def test_run_tuned_adds_tuned_rows_with_their_settings_budget_and_cost(tuned: Path) -> None:
+    out = tuned / "run"
+    assert main(["run", "--dataset", NAME, "--preset", "tiny", "--cache", str(tuned / "cache"), "--quiet",
+                 "--method", TUNE_METHODS, "--tuned", "--tuning-dir", str(tuned / "tuning"), "--out", str(out)]) == 0
+    rows = {r["method"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
+    assert set(rows) == {"guda", "guda@tuned", "trak", "trak@tuned", "pixel-nn"}
+    rec = json.loads((tuned / "tuning" / NAME / "guda.json").read_text())
+    t = rows["guda@tuned"]
+    assert t["status"] == "ok" and t["tuning"]["budget"] == 3
+    assert t["tuning"]["tuning_cost_s"] == pytest.approx(rec["tuning_cost_s"])
+    for key, value in rec["chosen"].items():
+        assert t["settings"][key] == pytest.approx(value)
+    assert t["tune_top1"] == pytest.approx(rec["settings"][rec["chosen_index"]]["tune"]["top1"])
+    from guda_bench import leaderboard as lb
+
+    board = lb.board_rows(json.loads((out / "results.json").read_text()))
+    flags = {r["method"]: (r["tuned"], r["tuning_budget"]) for r in board}
+    assert flags["guda@tuned"] == (True, 3) and flags["guda"][0] is False
+
+
+def test_run_tuned_without_a_tuning_file_fails_in_one_line(tuned: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", "--dataset", NAME, "--preset", "tiny", "--cache", str(tuned / "cache"), "--quiet",
+                 "--method", "das", "--tuned", "--tuning-dir", str(tuned / "tuning"), "--out", str(tuned / "x")])
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 2 and "das was not tuned" in line and "das.json is missing" in line
+    assert not (tuned / "x" / "results.json").exists()
