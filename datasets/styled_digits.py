@@ -70,7 +70,8 @@ DEFAULT = Preset(
     # took 931 s, the LOGO study 521 s of it
     recipe=TrainRecipe(steps=600, batch_size=64, lr=2e-3, warmup_steps=50, ema_decay=0.995),
     elbo=ElboConfig(t_start=110, t_stop=700, t_stride=60, weighting="eps"),  # the digits default's grid
-    queries=QueryConfig(n_queries=200, inference_steps=250, batch_size=200),  # 5 per (style, digit)
+    # 1,400 queries (35 per (style, digit)): 350 to tune on, 1,050 to test (SPEC §6 Power)
+    queries=QueryConfig(n_queries=1400, inference_steps=250, batch_size=350, tune_fraction=0.25),
     text=TextConfig(hidden_size=32, layers=2, heads=2, max_length=8, attention_head_dim=4),
     anchor=AnchorConfig(steps=20, pair_batch=32, lr=3e-4),
     unlearn=UnlearnConfig(steps=20, pair_batch=32, lr=3e-4),

@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 from guda_bench.errors import BenchError, Unavailable  # noqa: E402
 from guda_bench.method import Method  # noqa: E402
+from guda_bench.options import Option  # noqa: E402
 from guda_bench.registry import register_dataset, register_method  # noqa: E402
 
-__all__ = ["BenchError", "Method", "Unavailable", "__version__", "register_dataset", "register_method"]
+__all__ = ["BenchError", "Method", "Option", "Unavailable", "__version__", "register_dataset", "register_method"]

@@ -132,7 +132,12 @@ def bench_trak(preset, n: int = 1797) -> dict:
 def from_run(run: Path) -> dict:
     results = json.loads((run / "results.json").read_text())
     rows = {r["method"]: r for r in results["rows"]}
-    out = {"run": str(run), "wall_s": results["run"].get("wall_s"), "truth_cost_s": results["truth"]["cost_s"]}
+    r = results["run"]
+    out = {"run": str(run), "dataset": r["dataset"], "preset": r["preset"], "grouping": r["grouping"],
+           "n_queries": r.get("n_queries"), "n_test": r.get("n_test"), "ceiling_seeds": r.get("ceiling_seeds"),
+           "methods_ok": sum(row["status"] == "ok" for row in results["rows"] if row["kind"] == "method"),
+           "wall_s": r.get("wall_s"), "truth_cost_s": results["truth"]["cost_s"],
+           "method_cost_s": {row["method"]: row.get("cost_s") for row in results["rows"] if row.get("cost_s")}}
     if "guda" in rows and rows["guda"].get("speedup"):
         out["guda_speedup_vs_logo"] = rows["guda"]["speedup"]
         out["guda_top1"] = rows["guda"]["metrics"]["top1"]["mean"]

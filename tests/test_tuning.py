@@ -203,3 +203,28 @@ def test_run_tuned_without_a_tuning_file_fails_in_one_line(tuned: Path, capsys: 
     line = one_error_line(capsys.readouterr().err)
     assert code == 2 and "das was not tuned" in line and "das.json is missing" in line
     assert not (tuned / "x" / "results.json").exists()
+
+
+def test_a_plugin_declares_options_and_a_space_the_same_way(tmp_path: Path) -> None:
+    from guda_bench import Method, Option, register_method
+
+    if "plugin-temp" not in METHODS.names():
+        @register_method("plugin-temp", description="README example")
+        class PluginTemp(Method):
+            OPTIONS = {"temperature": Option("float", 1.0, "softmax temperature", low=0, low_open=True)}
+            SEARCH_SPACE = {"temperature": (0.5, 1.0, 2.0)}
+
+            def __init__(self, temperature: float = 1.0) -> None:
+                self.temperature = temperature
+
+            def score(self, ctx):
+                return np.zeros((len(ctx.queries), ctx.bench.n_groups))
+
+    try:
+        entry = METHODS.entry("plugin-temp")
+        assert entry.create({"temperature": "2"}).temperature == 2.0
+        assert entry.space() == {"temperature": [0.5, 1.0, 2.0]}
+        with pytest.raises(BenchError, match="plugin-temp.temperature=0: must be a number > 0"):
+            entry.create({"temperature": "0"})
+    finally:  # other tests run `--method all`
+        METHODS._entries.pop("plugin-temp", None)
