@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--tuning-dir", type=Path, default=Path("tuning"),
                       help="where tuning/<board>/<method>.json records are written")
     sub.add_parser("list", help="registered methods and datasets, and whether each can run here")
+    chk = sub.add_parser("check", help="run the method contract on a tiny built-in benchmark (for plugin authors)")
+    chk.add_argument("name", help="method name (a plugin's, once installed)")
+    chk.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     opts = sub.add_parser("options", help="a method's options: types, defaults, ranges, search space")
     opts.add_argument("name", help="method name (see `guda-bench list`)")
     sub.add_parser("env", help="versions, device and git state (the provenance a run records)")
@@ -241,6 +244,14 @@ def cmd_list(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from guda_bench.testing import check_method
+
+    report = check_method(args.name, device=args.device)
+    print(report.text())
+    return 0 if report.ok else 1
+
+
 def cmd_options(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -340,9 +351,8 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": cmd_run, "tune": cmd_tune, "list": cmd_list, "options": cmd_options, "env": cmd_env,
-               "bench": cmd_bench, "leaderboard": cmd_leaderboard,
-               "bundle": cmd_bundle}[args.command]
+    handler = {"run": cmd_run, "tune": cmd_tune, "list": cmd_list, "options": cmd_options, "check": cmd_check,
+               "env": cmd_env, "bench": cmd_bench, "leaderboard": cmd_leaderboard, "bundle": cmd_bundle}[args.command]
     try:
         return handler(args)
     except BenchError as exc:

@@ -16,6 +16,10 @@ def set_enabled(enabled: bool) -> None:
     _state["enabled"] = enabled
 
 
+def enabled() -> bool:
+    return bool(_state["enabled"])
+
+
 def log(message: str) -> None:
     """One line for the user (on stderr so stdout stays machine-readable)."""
     if _state["enabled"]:
