@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("name", help="board name (e.g. digits) or CSV path")
     show.add_argument("--dir", type=Path, default=Path("leaderboards"))
     show.add_argument("--format", choices=["table", "md"], default="table")
+    site = board.add_parser("site", help="a static HTML site of the published boards (no server, no CDN)")
+    site.add_argument("--dir", type=Path, default=Path("leaderboards"))
+    site.add_argument("--out", type=Path, default=Path("site"))
     cmp_ = board.add_parser("compare", help="paired bootstrap: two runs (one method) or two methods (one run)")
     cmp_.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR", help="one or two run folders")
     cmp_.add_argument("--method", required=True,
@@ -186,8 +189,9 @@ def run_spec(args: argparse.Namespace, **extra: Any) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from guda_bench.runner import run
 
-    spec = run_spec(args, out=args.out, ceiling_seeds=args.ceiling_seeds, method_timeout=args.method_timeout,
-                    method_options=collect_options(args.option), tuned=args.tuned, tuning_dir=args.tuning_dir)
+    spec = run_spec(args, command=args.command_line, out=args.out, ceiling_seeds=args.ceiling_seeds,
+                    method_timeout=args.method_timeout, method_options=collect_options(args.option), tuned=args.tuned,
+                    tuning_dir=args.tuning_dir)
     run(spec)
     print(f"wrote {args.out / 'summary.csv'} and {args.out / 'results.json'}")
     return 0
@@ -300,6 +304,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         path = lb.publish(args.run_dir, args.dir, plots=not args.no_plots)
         print(f"published {path}")
         return 0
+    if args.action == "site":
+        from guda_bench.site import build_site
+
+        pages = build_site(args.dir, args.out)
+        print(f"wrote {len(pages)} pages to {args.out} (open {args.out / 'index.html'})")
+        return 0
     if args.action == "show":
         path, frame = lb.read_board(args.name, args.dir)
         if args.format == "md":
@@ -351,6 +361,10 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import shlex
+
+    # the command as a reader would retype it (recorded by runs, shown on boards): never an executable's path
+    args.command_line = " ".join(["guda-bench", *(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))])
     handler = {"run": cmd_run, "tune": cmd_tune, "list": cmd_list, "options": cmd_options, "check": cmd_check,
                "env": cmd_env, "bench": cmd_bench, "leaderboard": cmd_leaderboard, "bundle": cmd_bundle}[args.command]
     try:

@@ -63,6 +63,7 @@ class RunSpec:
     tuned: bool = False  # also score each tunable method at its tuned setting (row NAME@tuned; --tuned)
     tuning_dir: Path = Path("tuning")
     tuned_settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # filled from the tuning files
+    command: str | None = None  # the command as the user typed it (default: from sys.argv)
 
 
 def resolve_base_model(spec: RunSpec, preset: Any) -> BaseModel | None:
@@ -266,7 +267,7 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
     results: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "run": {
-            "command": user_command(sys.argv),
+            "command": spec.command or user_command(sys.argv),
             "dataset": spec.dataset, "data_root": str(spec.data_root) if spec.data_root else None,
             "preset": preset.name, "grouping": bench.grouping,
             "grouping_params": bench.grouping_params or {"name": "class"},

@@ -87,8 +87,9 @@ def test_the_plugin_template_passes_guda_bench_check_through_its_entry_point(tmp
     import os
     import subprocess
     import sys
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     template = Path(__file__).resolve().parents[1] / "examples" / "plugin-template"
     meta = tomllib.loads((template / "pyproject.toml").read_text())
