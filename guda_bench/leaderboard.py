@@ -44,11 +44,34 @@ def board_name(results: dict[str, Any]) -> str:
     return name + (f"-{len(run['targets'])}targets" if run.get("targets") else "")
 
 
+PATH_FLAGS = ("--out", "--cache", "--data-root", "--base-model", "--tuning-dir")
+
+
+def clean_command(command: str | None) -> str | None:
+    """The command as a reader would retype it: `guda-bench ...` for an executable's path, and machine-specific
+    absolute paths of path flags replaced by a placeholder (boards never carry temp venvs or home folders)."""
+    import shlex
+
+    if not command:
+        return command
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command
+    if words and Path(words[0]).name == "guda-bench":
+        words[0] = "guda-bench"
+    for i, w in enumerate(words[:-1]):
+        if w in PATH_FLAGS and Path(words[i + 1]).is_absolute():
+            words[i + 1] = f"{w.lstrip('-').upper().replace('-', '_')}"
+    return " ".join(shlex.quote(w) for w in words)
+
+
 def board_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Flat leaderboard rows of a run: metrics (mean, CI, stderr), timings, status, provenance."""
     run, prov = results["run"], results["provenance"]
     common = {k: run.get(k) for k in ("dataset", "preset", "grouping", "seed", "ceiling_seeds", "n_test",
                                       "config_hash", "truth_hash", "data_hash", "created", "command")}
+    common["command"] = clean_command(common.get("command"))
     common.update({k: prov.get(k) for k in ("guda_bench", "git_commit", "git_dirty", "device", "torch",
                                             "diffusers", "python")})
     rows = []
