@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tuned", action="store_true",
                      help="also score each tunable method at the setting `guda-bench tune` chose (rows NAME@tuned)")
     run.add_argument("--tuning-dir", type=Path, default=Path("tuning"), help="where tuning records are read")
+    run.add_argument("--truth-bundle", type=Path, default=None, metavar="FILE",
+                     help="a published ground-truth bundle (leaderboards/<board>.truth.tar.gz): verified and put in "
+                          "the cache first, so the run scores against that board's truth without LOGO training")
     tune = sub.add_parser("tune", help="tune every method with a search space, on the tuning split only")
     add_benchmark_args(tune)
     tune.add_argument("--budget", type=positive_int, default=8, help="settings per method (the same for all)")
@@ -188,6 +191,12 @@ def run_spec(args: argparse.Namespace, **extra: Any) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from guda_bench.runner import run
+
+    if args.truth_bundle is not None:
+        from guda_bench.bundle import import_bundle
+
+        info = import_bundle(args.truth_bundle, cache_dir(args.cache))
+        print(f"ground truth {info['truth_hash'][:12]} from {args.truth_bundle} ({info['data']})")
 
     spec = run_spec(args, command=args.command_line, out=args.out, ceiling_seeds=args.ceiling_seeds,
                     method_timeout=args.method_timeout, method_options=collect_options(args.option), tuned=args.tuned,

@@ -198,3 +198,30 @@ def test_pairs_separate_a_real_difference_and_not_a_null_one():
     assert "2/3" in power_line(summary)
     with pytest.raises(ValueError, match="same test queries"):
         pairs(frame[~((frame.method == "weak") & (frame["query"] == 0))], ["good", "weak"], n_boot=10)
+
+
+def test_a_published_truth_bundle_lets_a_new_method_join_a_copy_of_the_board(runs, tmp_path, capsys):
+    """Add your method to a board: fresh cache + the board's bundle + a method -> a new row, the others untouched."""
+    import shutil
+
+    board_dir = tmp_path / "boards"
+    assert main(["leaderboard", "publish", str(runs / "a"), "--dir", str(board_dir), "--no-plots"]) == 0
+    bundle = board_dir / f"{NAME}.truth.tar.gz"
+    assert main(["bundle", "export", str(runs / "a"), str(bundle), "--cache", str(runs / "cache")]) == 0
+    copy = tmp_path / "copy"
+    shutil.copytree(board_dir, copy)
+    before = pd.read_csv(copy / f"{NAME}.csv")
+    fresh = tmp_path / "fresh"
+    assert main(["run", "--dataset", NAME, "--preset", "tiny", "--cache", str(fresh), "--quiet",
+                 "--truth-bundle", str(bundle), "--method", "pixel-nn", "--out", str(tmp_path / "mine")]) == 0
+    assert "from" in capsys.readouterr().out
+    assert sorted(p.name for p in (fresh / "model").iterdir()) and len(list((fresh / "model").iterdir())) == 1
+    assert main(["leaderboard", "publish", str(tmp_path / "mine"), "--dir", str(copy), "--no-plots"]) == 0
+    after = pd.read_csv(copy / f"{NAME}.csv")
+    assert set(after["method"]) == set(before["method"]) | {"pixel-nn"}
+    key = ["method", "top1", "ndcg@3", "truth_hash", "created"]
+    old = before[key].sort_values("method").reset_index(drop=True)
+    kept = after[after["method"] != "pixel-nn"][key].sort_values("method").reset_index(drop=True)
+    pd.testing.assert_frame_equal(old, kept)  # the other rows are untouched
+    pairs = pd.read_csv(copy / f"{NAME}-pairs.csv")
+    assert ((pairs["a"] == "pixel-nn") | (pairs["b"] == "pixel-nn")).any()
