@@ -66,6 +66,12 @@ def clean_command(command: str | None) -> str | None:
     return " ".join(shlex.quote(w) for w in words)
 
 
+def home_relative(text: str | None) -> str | None:
+    """`text` with the home folder written as ~ (a reason may name a cache path under it)."""
+    home = str(Path.home())
+    return text.replace(home + "/", "~/") if text and home not in ("", "/") else text
+
+
 def board_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Flat leaderboard rows of a run: metrics (mean, CI, stderr), timings, status, provenance."""
     run, prov = results["run"], results["provenance"]
@@ -84,7 +90,7 @@ def board_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                 row[m if part == "mean" else f"{m}_{part}"] = stats.get(part)
         for t in TIMING:
             row[t] = r.get(t)
-        row["reason"] = r.get("reason", "")
+        row["reason"] = home_relative(r.get("reason", ""))
         row["settings"] = json.dumps(r.get("settings", {}), sort_keys=True) if r.get("settings") else ""
         tuning = r.get("tuning") or {}
         row["tuned"] = bool(tuning)  # a NAME@tuned row: the setting `guda-bench tune` chose on the tuning split

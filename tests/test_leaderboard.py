@@ -225,3 +225,13 @@ def test_a_published_truth_bundle_lets_a_new_method_join_a_copy_of_the_board(run
     pd.testing.assert_frame_equal(old, kept)  # the other rows are untouched
     pairs = pd.read_csv(copy / f"{NAME}-pairs.csv")
     assert ((pairs["a"] == "pixel-nn") | (pairs["b"] == "pixel-nn")).any()
+
+
+def test_boards_carry_no_machine_paths():
+    from pathlib import Path
+
+    assert lb.clean_command("/tmp/venv1/bin/guda-bench run --method all --out /tmp/x/run --cache /home/u/c") == \
+        "guda-bench run --method all --out OUT --cache CACHE"
+    assert lb.clean_command("guda-bench run --out runs/x") == "guda-bench run --out runs/x"
+    home = str(Path.home())
+    assert lb.home_relative(f"looked at {home}/.cache/x.bin") == "looked at ~/.cache/x.bin"
