@@ -40,8 +40,13 @@ def board_name(results: dict[str, Any]) -> str:
     """<dataset>[-<grouping>][-<K>targets]: a run with --targets is a different benchmark (its command column
     names the targets; a board holds one truth hash)."""
     run = results["run"]
-    name = run["dataset"] + ("" if run["grouping"] == "class" else f"-{run['grouping']}")
-    return name + (f"-{len(run['targets'])}targets" if run.get("targets") else "")
+    return board_label(run["dataset"], run["grouping"], run.get("targets"))
+
+
+def board_label(dataset: str, grouping: str, targets: list[str] | tuple[str, ...] | None) -> str:
+    """The one naming rule of boards (publish) and tuning records (tune, run --tuned)."""
+    name = dataset + ("" if grouping == "class" else f"-{grouping}")
+    return name + (f"-{len(targets)}targets" if targets else "")
 
 
 PATH_FLAGS = ("--out", "--cache", "--data-root", "--base-model", "--tuning-dir")

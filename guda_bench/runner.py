@@ -38,6 +38,7 @@ from guda_bench.registry import DATASETS, METHODS
 from guda_bench.results import SCHEMA_VERSION, print_table, save_scores, write_run
 from guda_bench.store import Store, atomic_write_bytes
 from guda_bench.targets import with_targets
+from guda_bench.tuning import TUNED_SUFFIX
 
 
 @dataclass
@@ -313,7 +314,8 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
         plan.append((name, name, {**preset.method_options.get(name, {}), **spec.method_options.get(name, {})}, None))
         if name in spec.tuned_settings:
             tuned = spec.tuned_settings[name]
-            plan.append((f"{name}@tuned", name, {**preset.method_options.get(name, {}), **tuned["options"]}, tuned))
+            options = {**preset.method_options.get(name, {}), **tuned["options"]}
+            plan.append((f"{name}{TUNED_SUFFIX}", name, options, tuned))
     for row_name, name, options, tuning in plan:
         entry = METHODS.entry(name)
         row: dict[str, Any] = {"method": row_name, "kind": "method", "family": getattr(entry.cls, "family", ""),

@@ -31,9 +31,10 @@ SCHEMA = 1
 
 
 def board_of(bench: Any, targets: tuple[str, ...] | None) -> str:
-    """The leaderboard name of a benchmark (same rule as leaderboard.board_name)."""
-    name = bench.dataset + ("" if bench.grouping == "class" else f"-{bench.grouping}")
-    return name + (f"-{len(targets)}targets" if targets else "")
+    """The leaderboard name of a benchmark, as `leaderboard publish` names its board."""
+    from guda_bench.leaderboard import board_label
+
+    return board_label(bench.dataset, bench.grouping, targets)
 
 
 def shipped_setting(entry: Entry, preset: Any) -> dict[str, Any]:
