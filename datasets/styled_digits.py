@@ -87,6 +87,12 @@ class StyledDigits(DatasetAdapter):
     presets = {"smoke": SMOKE, "default": DEFAULT}
     style_seed = 0
 
+    def available(self) -> tuple[bool, str]:
+        from guda_bench.extras import missing
+
+        why = missing("text")  # the text encoder is a transformers CLIPTextModel
+        return why is None, why or ""
+
     def load(self, preset: Preset) -> Benchmark:
         from sklearn.datasets import load_digits
 

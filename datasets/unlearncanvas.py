@@ -115,6 +115,13 @@ class UnlearnCanvas(LocalDataAdapter):
     presets = {"smoke": SMOKE, "small": SMALL, "sd15": SD15, "sd15-smoke": SD15_SMOKE}
     env_root = ENV_ROOT
 
+    def available(self) -> tuple[bool, str]:
+        from guda_bench.extras import missing
+
+        if why := missing("text"):  # prompts go through a transformers CLIP text encoder
+            return False, why
+        return super().available()
+
     def load(self, preset: Preset) -> Benchmark:
         self.require_available()
         styles = sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))

@@ -221,8 +221,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def cmd_list(_: argparse.Namespace) -> int:
     import torch
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
+    from guda_bench.extras import missing
     from guda_bench.registry import DATASETS, METHODS
 
     table = Table(title="attribution methods")
@@ -233,7 +235,9 @@ def cmd_list(_: argparse.Namespace) -> int:
         here = "no (needs CUDA)" if "cuda" in requires and not torch.cuda.is_available() else "yes"
         if "clip_weights" in requires:
             here = "with local CLIP weights (--option clip.weights=PATH or $GUDA_BENCH_CLIP_WEIGHTS)"
-        table.add_row(e.name, here, e.description, e.source)
+            if why := missing("clip"):
+                here = f"no ({why})"
+        table.add_row(e.name, escape(here), e.description, e.source)  # escape: "[clip]" is not rich markup
     for name, err in METHODS.load_errors.items():
         table.add_row(name, "no (plugin failed to load)", err, "entry point")
     datasets = Table(title="datasets")
@@ -242,7 +246,8 @@ def cmd_list(_: argparse.Namespace) -> int:
     for e in DATASETS.entries():
         adapter = e.create()
         ok, why = adapter.available()
-        datasets.add_row(e.name, "yes" if ok else f"no ({why})", ", ".join(sorted(adapter.presets)), e.description)
+        here = "yes" if ok else escape(f"no ({why})")
+        datasets.add_row(e.name, here, ", ".join(sorted(adapter.presets)), e.description)
     from guda_bench.groupings import DEFAULTS, DESCRIPTIONS
 
     groupings = Table(title="groupings (--grouping NAME[:key=value,...], any dataset)")
@@ -250,10 +255,14 @@ def cmd_list(_: argparse.Namespace) -> int:
         groupings.add_column(col)
     for name, params in DEFAULTS.items():
         groupings.add_row(name, ", ".join(f"{k}={v}" for k, v in params.items()) or "-", DESCRIPTIONS[name])
+    executors = Table(title="executors (--executor NAME)")
+    for col in ("name", "runs here"):
+        executors.add_column(col)
+    executors.add_row("local", "yes")
+    executors.add_row("ray", escape(f"no ({why})") if (why := missing("ray")) else "yes")
     console = Console()
-    console.print(table)
-    console.print(datasets)
-    console.print(groupings)
+    for part in (table, datasets, groupings, executors):
+        console.print(part)
     return 0
 
 
@@ -326,6 +335,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             print(f"\n{lb.board_power(path, frame)}")
             return 0
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         first = frame.iloc[0]
@@ -335,7 +345,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         for h in lb.HEADERS:
             table.add_column(h, justify="left" if h in ("method", "status") else "right")
         for i, cells in enumerate(lb.show_rows(frame)):
-            table.add_row(*cells, end_section=frame.iloc[i]["kind"] == "ceiling")
+            table.add_row(*map(escape, cells), end_section=frame.iloc[i]["kind"] == "ceiling")
         Console(width=160).print(table)
         print(lb.board_power(path, frame))
         return 0

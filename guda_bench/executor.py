@@ -42,10 +42,12 @@ class RayExecutor:
         import torch
 
         self.threads = threads or torch.get_num_threads()
-        try:
-            import ray
-        except ImportError:
-            raise BenchError("--executor ray needs Ray (pip install 'ray>=2.9')") from None
+        from guda_bench.extras import missing
+
+        if why := missing("ray"):
+            raise BenchError(f"--executor ray needs Ray: {why}")
+        import ray
+
         self._ray = ray
         self._owns = not ray.is_initialized()
         if self._owns:

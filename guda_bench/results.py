@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from guda_bench.config import to_jsonable
@@ -79,7 +80,7 @@ def print_table(results: dict[str, Any], console: Console | None = None) -> None
         for m in ("mrr", "spearman"):
             s = r.get("metrics", {}).get(m)
             cells.append(f"{s['mean']:.3f}" if s else "-")
-        status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r.get('reason', '')[:60]}"
+        status = r["status"] if r["status"] == "ok" else escape(f"{r['status']}: {r.get('reason', '')[:60]}")
         cost = f"{r['cost_s']:.1f}" if r.get("cost_s") is not None else "-"
         speed = f"{r['speedup']:,.1f}x" if r.get("speedup") else "-"
         table.add_row(r["method"], status, *cells, cost, speed, end_section=r["kind"] == "ceiling")

@@ -143,7 +143,7 @@ class ClipSimilarity(Method):
         try:
             import open_clip
         except ImportError as exc:
-            raise Unavailable(f"open_clip is not installed ({exc}): pip install open_clip_torch") from None
+            raise Unavailable(f"open_clip cannot be imported ({exc}): pip install 'guda-bench[clip]'") from None
         path, source, tag_cfg = self.resolve_weights()
         kwargs: dict[str, Any] = {}
         if tag_cfg.get("quick_gelu"):
