@@ -24,7 +24,7 @@ from guda_bench.runner import truth_hash
 from guda_bench.store import Store, sha256_file
 
 BUNDLE_SCHEMA = 1
-KINDS = ("model", "queries", "logoa")
+KINDS = ("model", "queries", "logoa", "lds")  # lds: only runs with --truth lds have it (its loss matrices)
 
 
 def export_bundle(run_dir: Path, out: Path, cache: Path) -> Path:
@@ -36,7 +36,7 @@ def export_bundle(run_dir: Path, out: Path, cache: Path) -> Path:
     files: dict[str, str] = {}
     members: list[tuple[Path, str]] = []
     for kind in KINDS:
-        for key in keys[kind]:
+        for key in keys.get(kind, []):
             folder = store.folder(kind, key)
             if store.verify(folder) is None:
                 raise BenchError(f"cache {cache} has no valid {kind} entry {key[:12]} for this run "
@@ -95,7 +95,7 @@ def import_bundle(bundle: Path, cache: Path) -> dict[str, Any]:
             if not path.exists() or sha256_file(path) != digest:
                 raise BenchError(f"refusing the bundle: {rel} does not match its sha256")
         for kind in KINDS:
-            for key in meta["artefacts"][kind]:
+            for key in meta["artefacts"].get(kind, []):
                 folder = tmp / "artefacts" / kind / key
                 manifest = store.verify(folder)
                 if manifest is None or store.key(kind, manifest["spec"]) != key:
@@ -106,7 +106,7 @@ def import_bundle(bundle: Path, cache: Path) -> dict[str, Any]:
         data_check = _check_benchmark(meta)
         added = []
         for kind in KINDS:
-            for key in meta["artefacts"][kind]:
+            for key in meta["artefacts"].get(kind, []):
                 dest = store.folder(kind, key)
                 if store.verify(dest) is not None:
                     continue

@@ -108,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--truth-bundle", type=Path, default=None, metavar="FILE",
                      help="a published ground-truth bundle (leaderboards/<board>.truth.tar.gz): verified and put in "
                           "the cache first, so the run scores against that board's truth without LOGO training")
+    run.add_argument("--truth", default="logo", choices=["logo", "lds"],
+                     help="lds: also the group LDS truth (random group subsets, one model each): every row gains "
+                          "LDS columns; Top-1 and the rest stay LOGO's (SPEC §10)")
+    run.add_argument("--lds-subsets", type=int, default=32, metavar="M", help="subset models of the LDS truth")
+    run.add_argument("--lds-alpha", type=float, default=0.5, help="probability that a subset keeps a group")
+    run.add_argument("--lds-seed", type=non_negative_int, default=0, help="seed of the subset draws")
+    run.add_argument("--lds-ceiling", action="store_true",
+                     help="a second, independently seeded set of subset models: the LDS noise ceiling "
+                          "(in the noise-ceiling row; needs --ceiling-seeds 2)")
     tune = sub.add_parser("tune", help="tune every method with a search space, on the tuning split only")
     add_benchmark_args(tune)
     tune.add_argument("--budget", type=positive_int, default=8, help="settings per method (the same for all)")
@@ -190,6 +199,7 @@ def run_spec(args: argparse.Namespace, **extra: Any) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from guda_bench.lds import LdsConfig
     from guda_bench.runner import run
 
     if args.truth_bundle is not None:
@@ -200,7 +210,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     spec = run_spec(args, command=args.command_line, out=args.out, ceiling_seeds=args.ceiling_seeds,
                     method_timeout=args.method_timeout, method_options=collect_options(args.option), tuned=args.tuned,
-                    tuning_dir=args.tuning_dir)
+                    tuning_dir=args.tuning_dir, truth=args.truth,
+                    lds=LdsConfig(subsets=args.lds_subsets, alpha=args.lds_alpha, seed=args.lds_seed),
+                    lds_ceiling=args.lds_ceiling)
     run(spec)
     print(f"wrote {args.out / 'summary.csv'} and {args.out / 'results.json'}")
     return 0
@@ -342,7 +354,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         table = Table(title=f"{first['dataset']} ({first['grouping']}, preset {first['preset']}), test n="
                             f"{first['n_test']}, truth {str(first['truth_hash'])[:12]}, "
                             f"commit {str(first['git_commit'])[:8]}")
-        for h in lb.HEADERS:
+        for h in lb.headers(frame):
             table.add_column(h, justify="left" if h in ("method", "status") else "right")
         for i, cells in enumerate(lb.show_rows(frame)):
             table.add_row(*map(escape, cells), end_section=frame.iloc[i]["kind"] == "ceiling")

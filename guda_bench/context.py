@@ -98,8 +98,17 @@ class Context:
         """The full model (exclude=None) or the LOGO model without group `exclude`, trained once, cached."""
         keep = np.arange(len(self.bench.images)) if exclude is None else self.bench.without(exclude)
         name = "full" if exclude is None else f"-{self.bench.group_names[exclude]}"
-        label = f"train {name} (seed {seed})"
+        return self._train(keep, self.model_spec(exclude, seed), seed, f"train {name} (seed {seed})", charge)
 
+    def subset_model(self, kept_groups: tuple[int, ...], seed: int) -> Artefact:
+        """A model trained on the kept groups only (and any background), with LOGO's init and random stream:
+        one datamodel of the group LDS truth (guda_bench.lds)."""
+        dropped = [k for k in range(self.bench.n_groups) if k not in kept_groups]
+        keep = np.flatnonzero(~np.isin(self.bench.group_of, dropped))  # background groups stay in every model
+        spec = {**self.model_spec(None, seed), "data": self.data_hash, "kept_groups": list(kept_groups)}
+        return self._train(keep, spec, seed, f"train subset {len(kept_groups)}/{self.bench.n_groups} (seed {seed})")
+
+    def _train(self, keep: np.ndarray, spec: dict, seed: int, label: str, charge: bool = True) -> Artefact:
         def build(folder: Path) -> dict:
             unet = train_model(self.train_data, keep, self.preset.model, self.preset.recipe, seed,
                                self.device, label, text=self.preset.text, cond=self.image_cond,
@@ -108,7 +117,7 @@ class Context:
             save_unet(unet.cpu(), folder)
             return {"n_train": int(len(keep))}
 
-        return self.fetch("model", self.model_spec(exclude, seed), build, charge)
+        return self.fetch("model", spec, build, charge)
 
     # ---- the space the diffusion models live in (pixels, or a base model's VAE latents) ----------------
     @cached_property

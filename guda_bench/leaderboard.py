@@ -203,7 +203,12 @@ def board_power(board_path: Path, board: pd.DataFrame) -> str:
     pair_rows = pd.read_csv(pairs_path) if pairs_path.exists() else None
     if "family" not in board:
         board = board.assign(family=[_family(m, k) for m, k in zip(board["method"], board["kind"], strict=True)])
-    return power.power_line(power.power_summary(board, pair_rows))
+    line = power.power_line(power.power_summary(board, pair_rows))
+    agree = ranking_agreement(board)
+    if agree:
+        line += (f"\nLOGO Top-1 vs group LDS ranking: Kendall tau {agree['kendall_tau']:.2f} over "
+                 f"{agree['n_methods']} methods ({len(agree['disagreements'])} pairs ordered differently)")
+    return line
 
 
 def read_board(name_or_path: str, board_dir: Path) -> tuple[Path, pd.DataFrame]:
@@ -222,27 +227,56 @@ def _cell(row: pd.Series, m: str) -> str:
     return f"{row[m]:.3f} [{row[f'{m}_ci_low']:.2f}, {row[f'{m}_ci_high']:.2f}]"
 
 
+def has_lds(board: pd.DataFrame) -> bool:
+    """Whether the board was scored against the group LDS truth too (--truth lds)."""
+    return "lds" in board and bool(board["lds"].notna().any())
+
+
 def show_rows(board: pd.DataFrame) -> list[list[str]]:
     out = []
     for _, r in board.iterrows():
         status = r["status"] if r["status"] == "ok" else f"{r['status']}: {str(r['reason'])[:50]}"
         cost = "-" if pd.isna(r.get("cost_s")) else f"{r['cost_s']:.1f}"
         speed = "-" if pd.isna(r.get("speedup")) else f"{r['speedup']:.1f}x"
-        out.append([r["method"], status, _cell(r, "top1"), _cell(r, "ndcg@3"),
-                    "-" if pd.isna(r.get("mrr")) else f"{r['mrr']:.3f}", cost, speed])
+        cells = [r["method"], status, _cell(r, "top1"), _cell(r, "ndcg@3"),
+                 "-" if pd.isna(r.get("mrr")) else f"{r['mrr']:.3f}"]
+        out.append(cells + ([_cell(r, "lds")] if has_lds(board) else []) + [cost, speed])
     return out
 
 
 HEADERS = ["method", "status", "Top-1 [95% CI]", "NDCG@3 [95% CI]", "MRR", "cost s", "speedup vs LOGO"]
 
 
+def headers(board: pd.DataFrame) -> list[str]:
+    return HEADERS[:5] + ["group LDS [95% CI]"] + HEADERS[5:] if has_lds(board) else HEADERS
+
+
 def to_markdown(board: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    cols = headers(board)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for i, cells in enumerate(show_rows(board)):
         lines.append("| " + " | ".join(cells) + " |")
         if board.iloc[i]["kind"] == "ceiling":
-            lines.append("| " + " | ".join(["*methods*"] + [""] * (len(HEADERS) - 1)) + " |")
+            lines.append("| " + " | ".join(["*methods*"] + [""] * (len(cols) - 1)) + " |")
     return "\n".join(lines)
+
+
+def ranking_agreement(board: pd.DataFrame) -> dict[str, Any] | None:
+    """Kendall tau between the methods' ranking by LOGO Top-1 and by group LDS (ok method rows with both),
+    and the pairs of methods the two truths order differently (SPEC §10)."""
+    if not has_lds(board):
+        return None
+    from scipy.stats import kendalltau
+
+    fam = board["family"] if "family" in board else pd.Series([""] * len(board), index=board.index)
+    rows = board[(board["status"] == "ok") & (board["kind"] != "ceiling") & (fam != "truth")
+                 & board["top1"].notna() & board["lds"].notna()]
+    if len(rows) < 3:
+        return None
+    tau, p = kendalltau(rows["top1"], rows["lds"])
+    m, t, s = rows["method"].tolist(), rows["top1"].tolist(), rows["lds"].tolist()
+    flips = [(m[i], m[j]) for i in range(len(m)) for j in range(i + 1, len(m)) if (t[i] - t[j]) * (s[i] - s[j]) < 0]
+    return {"kendall_tau": float(tau), "p": float(p), "n_methods": len(rows), "disagreements": flips}
 
 
 # ---- paired comparison ------------------------------------------------------------------------------

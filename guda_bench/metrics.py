@@ -196,6 +196,15 @@ def _percentile_ci(values: np.ndarray, idx: np.ndarray, level: float) -> tuple[f
     return float(lo), float(hi)
 
 
+def summarize_values(values: np.ndarray, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+    """Mean, bootstrap CI and standard error of a per-query value (e.g. group LDS), with the resamples
+    `summarize` draws for the same n, n_boot and seed."""
+    values = _check_values(values)
+    lo, hi = _percentile_ci(values, _resample_indices(values.size, n_boot, seed), level)
+    stderr = float(np.std(values, ddof=1) / np.sqrt(values.size)) if values.size >= 2 else 0.0
+    return {"mean": float(values.mean()), "ci_low": lo, "ci_high": hi, "stderr": stderr}
+
+
 def bootstrap_ci(
     values: np.ndarray, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
 ) -> tuple[float, float]:

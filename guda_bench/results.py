@@ -21,7 +21,7 @@ from guda_bench.config import to_jsonable
 from guda_bench.store import atomic_write_bytes, atomic_write_text
 
 SCHEMA_VERSION = 1
-HEADLINE = ("top1", "ndcg@3", "mrr", "top3", "rbo", "spearman")
+HEADLINE = ("top1", "ndcg@3", "mrr", "top3", "rbo", "spearman", "lds")  # lds: with --truth lds only
 TIMING = ("prepare_s", "score_s", "cost_s", "speedup")
 
 

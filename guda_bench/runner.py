@@ -31,6 +31,7 @@ from guda_bench.context import Context
 from guda_bench.errors import BenchError, Unavailable
 from guda_bench.executor import make_executor
 from guda_bench.groupings import GroupingSpec, apply_grouping, parse_grouping
+from guda_bench.lds import LdsConfig, draw_subsets, lds_truth, spearman_rows
 from guda_bench.method import KNOWN_REQUIREMENTS
 from guda_bench.precision import check_precision
 from guda_bench.provenance import environment
@@ -65,6 +66,9 @@ class RunSpec:
     tuning_dir: Path = Path("tuning")
     tuned_settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # filled from the tuning files
     command: str | None = None  # the command as the user typed it (default: from sys.argv)
+    truth: str = "logo"  # "lds": LOGO plus the group LDS truth (every row gains LDS columns; SPEC §10)
+    lds: LdsConfig = field(default_factory=LdsConfig)
+    lds_ceiling: bool = False  # a second, independently seeded set of subset models: the LDS noise ceiling
 
 
 def resolve_base_model(spec: RunSpec, preset: Any) -> BaseModel | None:
@@ -227,9 +231,19 @@ def open_benchmark(spec: RunSpec) -> Opened:
     spec.method_options = {n: METHODS.entry(n).check_options(o) for n, o in spec.method_options.items()}
     for name in spec.methods:
         METHODS.entry(name).check_options(preset.method_options.get(name, {}), f"preset {preset.name!r} option")
+    if spec.truth not in ("logo", "lds"):
+        raise BenchError(f"--truth must be logo or lds, not {spec.truth!r}")
+    if spec.truth == "lds":
+        spec.lds.check()
+    elif spec.lds_ceiling:
+        raise BenchError("--lds-ceiling needs --truth lds")
+    if spec.lds_ceiling and preset.ceiling_seeds < 2:
+        raise BenchError("--lds-ceiling fills the noise-ceiling row: add --ceiling-seeds 2")
     bench = with_targets(apply_grouping(adapter.load(preset), grouping), spec.targets)
     if bench.n_groups < 3:
         raise BenchError(f"grouping {bench.grouping!r} gives {bench.n_groups} groups; NDCG@3 and Top-3 need >= 3")
+    if spec.truth == "lds":
+        draw_subsets(bench.n_groups, spec.lds)  # a subset that keeps no group: one line, before any training
     if spec.tuned:  # every chosen setting read and checked now: a missing tuning file stops the run here
         from guda_bench.tuning import board_of, tuned_options
 
@@ -292,20 +306,40 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
                                 "logoa": [store.key("logoa", ctx.logoa_spec(s)) for s in range(preset.ceiling_seeds)]}},
         "rows": [],
     }
+    lds = None
+    if spec.truth == "lds":
+        with ctx.stage() as lds_stage:
+            lds = lds_truth(ctx, spec.lds)
+        results["run"]["lds"] = {"subsets": spec.lds.subsets, "alpha": spec.lds.alpha, "seed": spec.lds.seed}
+        results["truth"]["lds"] = {"cost_s": lds_stage["cost_s"], "kept": lds.kept.astype(int).tolist()}
+        results["truth"]["artefacts"]["lds"] = [lds.key]
     save_scores(spec.out, "_truth_logoa", gold)
     atomic_write_bytes(spec.out / "queries.npy", lambda p: np.save(open(p, "wb"), ctx.query_images.numpy()))
     write_run(spec.out, results)
 
     def summarize(scores: np.ndarray) -> dict[str, Any]:
-        return metrics.summarize(scores[test], gold[test], n_boot=preset.n_boot, seed=spec.seed)
+        out = metrics.summarize(scores[test], gold[test], n_boot=preset.n_boot, seed=spec.seed)
+        if lds is not None:  # the same bootstrap resamples as the LOGO metrics
+            out["lds"] = metrics.summarize_values(lds.lds(scores)[test], n_boot=preset.n_boot, seed=spec.seed)
+        return out
 
     if preset.ceiling_seeds > 1:
         extra = np.mean([ctx.logoa(s) for s in range(1, preset.ceiling_seeds)], axis=0)
         save_scores(spec.out, "_ceiling_logoa", extra)
-        results["rows"].append({"method": "noise-ceiling", "kind": "ceiling", "status": "ok",
-                                "metrics": summarize(extra), "per_group": per_group(extra[test], gold[test],
-                                                                                      bench.group_names),
-                                "reason": f"LOGO seeds 2..{preset.ceiling_seeds} vs seed 1"})
+        row = {"method": "noise-ceiling", "kind": "ceiling", "status": "ok", "metrics": summarize(extra),
+               "per_group": per_group(extra[test], gold[test], bench.group_names),
+               "reason": f"LOGO seeds 2..{preset.ceiling_seeds} vs seed 1"}
+        if lds is not None:
+            row["metrics"].pop("lds")  # LOGOA of another seed is not the LDS ceiling: that needs its own models
+            if spec.lds_ceiling:
+                with ctx.stage() as again:
+                    second = lds_truth(ctx, spec.lds, study=1)
+                results["truth"]["lds"]["ceiling_cost_s"] = again["cost_s"]
+                results["truth"]["artefacts"]["lds"].append(second.key)
+                row["metrics"]["lds"] = metrics.summarize_values(
+                    spearman_rows(-second.losses, -lds.losses)[test], n_boot=preset.n_boot, seed=spec.seed)
+                row["reason"] += "; LDS: a second seed's subset models vs the first"
+        results["rows"].append(row)
         write_run(spec.out, results)
 
     shape = (len(ctx.queries), bench.n_groups)

@@ -1,0 +1,120 @@
+"""Group LDS: the literature's other ground truth (linear datamodeling score at the group level; SPEC §10).
+
+M random subsets of the groups (each kept with probability alpha; seeded) each get a model trained on
+the kept groups only, with LOGO's initial weights and coupled random stream; every query's ELBO loss
+is measured under each subset model with the truth's estimator and grid. A method's additive
+prediction for a subset is the sum of its scores over the kept groups; its group LDS on a query is the
+Spearman correlation over the M subsets between that prediction and minus the measured loss.
+
+The subset models and the measured losses are cache entries (`model`, `terms`, and `lds` for the loss
+matrix with its cost), fanned out over the executor and carried in ground-truth bundles. A second set
+of subset models trained from an independent seed on the same subsets, scored as if it were a method
+(its own measured -loss as the prediction), is the LDS noise ceiling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from guda_bench.errors import BenchError
+
+CEILING_SEED_OFFSET = 1000  # the LDS ceiling's subset models: run seed + this (as LOGO's second study)
+
+
+@dataclass(frozen=True)
+class LdsConfig:
+    """The LDS truth's design: number of subset models, keep probability, subset-draw seed."""
+
+    subsets: int = 32
+    alpha: float = 0.5
+    seed: int = 0
+
+    def check(self) -> None:
+        """One-line errors for a design that cannot give an LDS (before anything is trained)."""
+        if not 0.0 < self.alpha < 1.0:
+            raise BenchError(f"--lds-alpha must be in (0, 1) (the probability of keeping a group), not {self.alpha}")
+        if self.subsets < 2:
+            raise BenchError(f"--lds-subsets must be >= 2 (a Spearman correlation over subsets), not {self.subsets}")
+
+
+def draw_subsets(n_groups: int, cfg: LdsConfig) -> np.ndarray:
+    """[M, K] boolean: which groups each subset keeps (seeded). A subset that keeps no group is an error."""
+    cfg.check()
+    kept = np.random.default_rng([cfg.seed, 0x1D5]).random((cfg.subsets, n_groups)) < cfg.alpha
+    empty = np.flatnonzero(~kept.any(1))
+    if empty.size:
+        raise BenchError(f"LDS subset {int(empty[0])} keeps no group (alpha {cfg.alpha}, {n_groups} groups, "
+                         f"seed {cfg.seed}): raise --lds-alpha or change --lds-seed")
+    return kept
+
+
+def per_query_lds(scores: np.ndarray, kept: np.ndarray, losses: np.ndarray) -> np.ndarray:
+    """Group LDS of every query: Spearman over subsets of (sum of scores over kept groups, -loss).
+
+    scores [Q, K], kept [M, K] bool, losses [Q, M]. A query whose prediction (or measured loss) does not
+    vary over the subsets has no rank order: its LDS is 0, not undefined.
+    """
+    return spearman_rows(scores @ kept.T.astype(np.float64), -losses)
+
+
+def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman correlation of each row of x with the same row of y (0 where a row is constant)."""
+    from scipy.stats import rankdata
+
+    a = rankdata(x, axis=1)
+    b = rankdata(y, axis=1)
+    a -= a.mean(1, keepdims=True)
+    b -= b.mean(1, keepdims=True)
+    denom = np.sqrt((a * a).sum(1) * (b * b).sum(1))
+    out = np.zeros(len(x))
+    ok = denom > 0
+    out[ok] = (a * b).sum(1)[ok] / denom[ok]
+    return out
+
+
+@dataclass
+class LdsTruth:
+    """The measured datamodel: subsets [M, K] and each query's ELBO loss under each subset model [Q, M]."""
+
+    kept: np.ndarray
+    losses: np.ndarray
+    cost_s: float
+    key: str
+
+    def lds(self, scores: np.ndarray) -> np.ndarray:
+        return per_query_lds(scores, self.kept, self.losses)
+
+
+def _subset_model(seed: int, kept: tuple[tuple[int, ...], ...], ctx: Any, m: int) -> str:
+    return ctx.subset_model(kept[m], seed).key
+
+
+def lds_spec(ctx: Any, cfg: LdsConfig, study: int) -> dict:
+    return {"queries": ctx.queries_artefact.key, "data": ctx.data_hash, "model": ctx.preset.model,
+            "recipe": ctx.preset.recipe, "elbo": ctx.preset.elbo, "seed": ctx.seed + study * CEILING_SEED_OFFSET,
+            "lds": cfg}
+
+
+def lds_truth(ctx: Any, cfg: LdsConfig, study: int = 0) -> LdsTruth:
+    """The LDS truth of one set of subset models (study 0; study 1 = the ceiling's independent seed)."""
+    from guda_bench.executor import prebuild
+
+    kept = draw_subsets(ctx.bench.n_groups, cfg)
+    groups = tuple(tuple(int(k) for k in np.flatnonzero(row)) for row in kept)
+    seed = ctx.seed + study * CEILING_SEED_OFFSET
+
+    def build(folder: Any) -> dict:
+        with ctx.stage() as inner:
+            prebuild(ctx, partial(_subset_model, seed, groups), range(len(groups)))
+            losses = [ctx.terms(ctx.subset_model(g, seed), f"ELBO subset {m + 1}/{len(groups)} (seed {seed})").sum(1)
+                      for m, g in enumerate(groups)]
+        np.save(folder / "kept.npy", kept)
+        np.save(folder / "losses.npy", np.stack(losses, axis=1))
+        return {"cost_s": inner["cost_s"]}
+
+    art = ctx.fetch("lds", lds_spec(ctx, cfg, study), build)
+    return LdsTruth(np.load(art.path / "kept.npy"), np.load(art.path / "losses.npy"), art.cost_s, art.key)
