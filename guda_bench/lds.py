@@ -55,10 +55,21 @@ def draw_subsets(n_groups: int, cfg: LdsConfig) -> np.ndarray:
 def per_query_lds(scores: np.ndarray, kept: np.ndarray, losses: np.ndarray) -> np.ndarray:
     """Group LDS of every query: Spearman over subsets of (sum of scores over kept groups, -loss).
 
-    scores [Q, K], kept [M, K] bool, losses [Q, M]. A query whose prediction (or measured loss) does not
-    vary over the subsets has no rank order: its LDS is 0, not undefined.
+    scores [Q, K], kept [M, K] bool, losses [Q, M]. Each query's scores are centred first: a method's
+    scores are defined up to a per-query constant (the runner only ranks them), and with subsets of
+    varying size an uncentred sum would also count the kept groups (random positive scores "predict"
+    that bigger subsets fit better; negative distances the reverse). Fixed-size subsets, as in the
+    literature, get this invariance for free. A query whose prediction (or measured loss) does not vary
+    over the subsets has no rank order: its LDS is 0, not undefined.
     """
-    return spearman_rows(scores @ kept.T.astype(np.float64), -losses)
+    centred = scores - scores.mean(1, keepdims=True)
+    return spearman_rows(centred @ kept.T.astype(np.float64), -losses)
+
+
+def size_share(kept: np.ndarray, losses: np.ndarray) -> float:
+    """Mean over queries of Spearman(number of kept groups, -loss): how much of the measured loss the mere
+    subset size explains (a truth diagnostic; no centred prediction can use it)."""
+    return float(spearman_rows(np.broadcast_to(kept.sum(1), losses.shape).astype(float), -losses).mean())
 
 
 def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -31,7 +31,7 @@ from guda_bench.context import Context
 from guda_bench.errors import BenchError, Unavailable
 from guda_bench.executor import make_executor
 from guda_bench.groupings import GroupingSpec, apply_grouping, parse_grouping
-from guda_bench.lds import LdsConfig, draw_subsets, lds_truth, spearman_rows
+from guda_bench.lds import LdsConfig, draw_subsets, lds_truth, size_share, spearman_rows
 from guda_bench.method import KNOWN_REQUIREMENTS
 from guda_bench.precision import check_precision
 from guda_bench.provenance import environment
@@ -311,7 +311,8 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
         with ctx.stage() as lds_stage:
             lds = lds_truth(ctx, spec.lds)
         results["run"]["lds"] = {"subsets": spec.lds.subsets, "alpha": spec.lds.alpha, "seed": spec.lds.seed}
-        results["truth"]["lds"] = {"cost_s": lds_stage["cost_s"], "kept": lds.kept.astype(int).tolist()}
+        results["truth"]["lds"] = {"cost_s": lds_stage["cost_s"], "kept": lds.kept.astype(int).tolist(),
+                                   "size_spearman": size_share(lds.kept, lds.losses[ctx.splits["test"]])}
         results["truth"]["artefacts"]["lds"] = [lds.key]
     save_scores(spec.out, "_truth_logoa", gold)
     atomic_write_bytes(spec.out / "queries.npy", lambda p: np.save(open(p, "wb"), ctx.query_images.numpy()))

@@ -13,7 +13,7 @@ from scipy.stats import spearmanr
 from guda_bench import leaderboard as lb
 from guda_bench.cli import main
 from guda_bench.errors import BenchError
-from guda_bench.lds import LdsConfig, draw_subsets, lds_truth, per_query_lds
+from guda_bench.lds import LdsConfig, draw_subsets, lds_truth, per_query_lds, size_share
 from tests.test_cli_errors import assert_nothing_trained, base_args, one_error_line
 from tests.test_executor import InlineParallel
 from tests.tiny_dataset import NAME, register
@@ -44,13 +44,17 @@ def test_per_query_lds_is_spearman_of_the_additive_prediction_and_minus_the_loss
     scores, kept = rng.normal(size=(20, 8)), draw_subsets(8, LdsConfig(subsets=16))
     losses = rng.normal(size=(20, 16))
     got = per_query_lds(scores, kept, losses)
-    prediction = scores @ kept.T
+    prediction = (scores - scores.mean(1, keepdims=True)) @ kept.T
     want = [spearmanr(prediction[q], -losses[q]).statistic for q in range(20)]
     np.testing.assert_allclose(got, want, atol=1e-12)
     # a perfectly additive datamodel is found exactly; the reversed one is -1; a constant one has no order
     np.testing.assert_allclose(per_query_lds(scores, kept, -prediction), 1.0)
     np.testing.assert_allclose(per_query_lds(scores, kept, prediction), -1.0)
     assert np.all(per_query_lds(np.zeros((3, 8)), kept, losses[:3]) == 0.0)
+    # invariant to a per-query constant: random positive scores do not "predict" that bigger subsets fit better
+    np.testing.assert_allclose(per_query_lds(scores + 5.0, kept, losses), got, atol=1e-12)
+    size_driven = -np.broadcast_to(kept.sum(1), (20, 16)) + 0.01 * losses
+    assert size_share(kept, size_driven) > 0.9 and abs(per_query_lds(np.ones((20, 8)), kept, size_driven)).max() == 0
 
 
 def test_lds_run_end_to_end_with_its_ceiling(tmp_path) -> None:
