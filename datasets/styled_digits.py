@@ -88,10 +88,9 @@ class StyledDigits(DatasetAdapter):
     style_seed = 0
 
     def available(self) -> tuple[bool, str]:
-        from guda_bench.extras import missing
+        from guda_bench.extras import availability
 
-        why = missing("text")  # the text encoder is a transformers CLIPTextModel
-        return why is None, why or ""
+        return availability("text")  # the text encoder is a transformers CLIPTextModel
 
     def load(self, preset: Preset) -> Benchmark:
         from sklearn.datasets import load_digits

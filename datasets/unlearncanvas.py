@@ -116,11 +116,10 @@ class UnlearnCanvas(LocalDataAdapter):
     env_root = ENV_ROOT
 
     def available(self) -> tuple[bool, str]:
-        from guda_bench.extras import missing
+        from guda_bench.extras import availability
 
-        if why := missing("text"):  # prompts go through a transformers CLIP text encoder
-            return False, why
-        return super().available()
+        ok, why = availability("text")  # prompts go through a transformers CLIP text encoder
+        return super().available() if ok else (ok, why)
 
     def load(self, preset: Preset) -> Benchmark:
         self.require_available()

@@ -266,8 +266,12 @@ class Context:
         return np.stack([t.sum(1) - full for t in counterfactual_terms], axis=1)
 
     # ---- ground truth ------------------------------------------------------------------------------
+    def study_seed(self, study: int) -> int:
+        """Training seed of truth study `study` (0: coupled to the full model; >0: the noise-ceiling seeds)."""
+        return self.seed + study * CEILING_SEED_OFFSET
+
     def logoa_spec(self, study: int = 0) -> dict:
-        seed = self.seed + study * CEILING_SEED_OFFSET
+        seed = self.study_seed(study)
         return {"full": self.full.key, "queries": self.queries_artefact.key, "data": self.data_hash,
                 "model": self.preset.model, "recipe": self.preset.recipe, "elbo": self.preset.elbo, "seed": seed}
 
@@ -277,7 +281,7 @@ class Context:
         Cached as its own artefact (its cost includes the LOGO trainings it used), so a ground-truth
         bundle can carry it to a machine that never trains the LOGO models.
         """
-        seed = self.seed + study * CEILING_SEED_OFFSET
+        seed = self.study_seed(study)
         charged: dict[str, float] = {}
 
         def build(folder: Path) -> dict:

@@ -30,3 +30,9 @@ def missing(extra: str) -> str | None:
     if not absent:
         return None
     return f"{', '.join(absent)} not installed: pip install 'guda-bench[{extra}]'"
+
+
+def availability(extra: str) -> tuple[bool, str]:
+    """`DatasetAdapter.available()`'s answer for data that needs `extra`."""
+    why = missing(extra)
+    return why is None, why or ""

@@ -22,8 +22,6 @@ import numpy as np
 
 from guda_bench.errors import BenchError
 
-CEILING_SEED_OFFSET = 1000  # the LDS ceiling's subset models: run seed + this (as LOGO's second study)
-
 
 @dataclass(frozen=True)
 class LdsConfig:
@@ -106,7 +104,7 @@ def _subset_model(seed: int, kept: tuple[tuple[int, ...], ...], ctx: Any, m: int
 
 def lds_spec(ctx: Any, cfg: LdsConfig, study: int) -> dict:
     return {"queries": ctx.queries_artefact.key, "data": ctx.data_hash, "model": ctx.preset.model,
-            "recipe": ctx.preset.recipe, "elbo": ctx.preset.elbo, "seed": ctx.seed + study * CEILING_SEED_OFFSET,
+            "recipe": ctx.preset.recipe, "elbo": ctx.preset.elbo, "seed": ctx.study_seed(study),
             "lds": cfg}
 
 
@@ -116,7 +114,7 @@ def lds_truth(ctx: Any, cfg: LdsConfig, study: int = 0) -> LdsTruth:
 
     kept = draw_subsets(ctx.bench.n_groups, cfg)
     groups = tuple(tuple(int(k) for k in np.flatnonzero(row)) for row in kept)
-    seed = ctx.seed + study * CEILING_SEED_OFFSET
+    seed = ctx.study_seed(study)  # the ceiling's second set trains from LOGO's second-study seed
 
     def build(folder: Any) -> dict:
         with ctx.stage() as inner:

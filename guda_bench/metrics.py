@@ -200,9 +200,7 @@ def summarize_values(values: np.ndarray, *, n_boot: int = 1000, seed: int = 0, l
     """Mean, bootstrap CI and standard error of a per-query value (e.g. group LDS), with the resamples
     `summarize` draws for the same n, n_boot and seed."""
     values = _check_values(values)
-    lo, hi = _percentile_ci(values, _resample_indices(values.size, n_boot, seed), level)
-    stderr = float(np.std(values, ddof=1) / np.sqrt(values.size)) if values.size >= 2 else 0.0
-    return {"mean": float(values.mean()), "ci_low": lo, "ci_high": hi, "stderr": stderr}
+    return _stats(values, _resample_indices(values.size, n_boot, seed), level)
 
 
 def bootstrap_ci(
@@ -234,7 +232,12 @@ def summarize(
     idx = _resample_indices(n, n_boot, seed)
     out: dict[str, dict[str, float]] = {}
     for name, vals in per_q.items():
-        lo, hi = _percentile_ci(vals, idx, level)
-        stderr = float(np.std(vals, ddof=1) / np.sqrt(n)) if n >= 2 else 0.0
-        out[name] = {"mean": float(vals.mean()), "ci_low": lo, "ci_high": hi, "stderr": stderr}
+        out[name] = _stats(vals, idx, level)
     return out
+
+
+def _stats(values: np.ndarray, idx: np.ndarray, level: float) -> dict[str, float]:
+    """Mean, percentile-bootstrap CI over the resamples `idx`, and standard error of per-query values."""
+    lo, hi = _percentile_ci(values, idx, level)
+    stderr = float(np.std(values, ddof=1) / np.sqrt(values.size)) if values.size >= 2 else 0.0
+    return {"mean": float(values.mean()), "ci_low": lo, "ci_high": hi, "stderr": stderr}

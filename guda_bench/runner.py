@@ -318,28 +318,27 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
     atomic_write_bytes(spec.out / "queries.npy", lambda p: np.save(open(p, "wb"), ctx.query_images.numpy()))
     write_run(spec.out, results)
 
-    def summarize(scores: np.ndarray) -> dict[str, Any]:
+    def summarize(scores: np.ndarray, with_lds: bool = True) -> dict[str, Any]:
         out = metrics.summarize(scores[test], gold[test], n_boot=preset.n_boot, seed=spec.seed)
-        if lds is not None:  # the same bootstrap resamples as the LOGO metrics
+        if lds is not None and with_lds:  # the same bootstrap resamples as the LOGO metrics
             out["lds"] = metrics.summarize_values(lds.lds(scores)[test], n_boot=preset.n_boot, seed=spec.seed)
         return out
 
     if preset.ceiling_seeds > 1:
         extra = np.mean([ctx.logoa(s) for s in range(1, preset.ceiling_seeds)], axis=0)
         save_scores(spec.out, "_ceiling_logoa", extra)
-        row = {"method": "noise-ceiling", "kind": "ceiling", "status": "ok", "metrics": summarize(extra),
+        # LOGOA of another seed is not the LDS ceiling: that needs its own subset models (--lds-ceiling)
+        row = {"method": "noise-ceiling", "kind": "ceiling", "status": "ok", "metrics": summarize(extra, False),
                "per_group": per_group(extra[test], gold[test], bench.group_names),
                "reason": f"LOGO seeds 2..{preset.ceiling_seeds} vs seed 1"}
-        if lds is not None:
-            row["metrics"].pop("lds")  # LOGOA of another seed is not the LDS ceiling: that needs its own models
-            if spec.lds_ceiling:
-                with ctx.stage() as again:
-                    second = lds_truth(ctx, spec.lds, study=1)
-                results["truth"]["lds"]["ceiling_cost_s"] = again["cost_s"]
-                results["truth"]["artefacts"]["lds"].append(second.key)
-                row["metrics"]["lds"] = metrics.summarize_values(
-                    spearman_rows(-second.losses, -lds.losses)[test], n_boot=preset.n_boot, seed=spec.seed)
-                row["reason"] += "; LDS: a second seed's subset models vs the first"
+        if lds is not None and spec.lds_ceiling:
+            with ctx.stage() as again:
+                second = lds_truth(ctx, spec.lds, study=1)
+            results["truth"]["lds"]["ceiling_cost_s"] = again["cost_s"]
+            results["truth"]["artefacts"]["lds"].append(second.key)
+            row["metrics"]["lds"] = metrics.summarize_values(
+                spearman_rows(-second.losses, -lds.losses)[test], n_boot=preset.n_boot, seed=spec.seed)
+            row["reason"] += "; LDS: a second seed's subset models vs the first"
         results["rows"].append(row)
         write_run(spec.out, results)
 
