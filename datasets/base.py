@@ -110,3 +110,57 @@ class LocalDataAdapter(DatasetAdapter):
 
     def no_root_reason(self) -> str:
         return f"no data root given (--data-root PATH or ${self.env_root})"
+
+
+class PaintedDigitsAdapter(DatasetAdapter):
+    """Embedded text-to-image benchmarks (styled-digits, style-canvas): scikit-learn's digits, each image
+    painted in one style (balanced over the styles, seeded), prompted "a {digit} in {style} style"; groups
+    are styles. Subclasses name the styles and paint them."""
+
+    benchmark_name: ClassVar[str] = ""
+    style_seed: ClassVar[int] = 0
+    smoke_digits: ClassVar[tuple[int, ...] | None] = None  # with per_group_limit: keep only these digits
+
+    def available(self) -> tuple[bool, str]:
+        from guda_bench.extras import availability
+
+        return availability("text")  # the text encoder is a transformers CLIPTextModel
+
+    def style_names(self) -> list[str]:
+        raise NotImplementedError
+
+    def paint(self, digits: np.ndarray, style: int) -> torch.Tensor:
+        """[B, 8, 8] digit images (0..16) painted in `style`: [B, C, H, W] in [-1, 1]. Called once per kept
+        style, in order (a seeded painter may draw from one generator)."""
+        raise NotImplementedError
+
+    def load(self, preset: Preset) -> Benchmark:
+        from sklearn.datasets import load_digits
+
+        from guda_bench.text import TextData
+
+        data = load_digits()
+        digits = data.target.astype(np.int64)
+        names = self.style_names()
+        style = np.empty(len(digits), dtype=np.int64)
+        style[np.random.default_rng(self.style_seed).permutation(len(digits))] = np.arange(len(digits)) % len(names)
+        kept_styles = list(preset.groups) if preset.groups is not None else list(range(len(names)))
+        keep = []
+        for s in kept_styles:
+            idx = np.flatnonzero(style == s)
+            if preset.per_group_limit:  # smoke presets: a few images (of a few digits) per style
+                if self.smoke_digits is not None:
+                    idx = idx[np.isin(digits[idx], self.smoke_digits)]
+                idx = idx[: preset.per_group_limit]
+            keep.append(idx)
+        order = np.sort(np.concatenate(keep))
+        painted = {s: self.paint(data.images[order][style[order] == s].astype(np.float32), s) for s in kept_styles}
+        images = torch.empty((len(order), *painted[kept_styles[0]].shape[1:]))
+        for s in kept_styles:
+            images[torch.from_numpy(style[order] == s)] = painted[s]
+        group_of = np.searchsorted(np.asarray(kept_styles), style[order])
+        contents = sorted(set(digits[order].tolist()))
+        text = TextData(contents=[str(d) for d in contents], styles=[names[s] for s in kept_styles],
+                        content_of=np.searchsorted(np.asarray(contents), digits[order]), style_of=group_of.copy())
+        return Benchmark(dataset=self.benchmark_name, grouping="class", images=images, labels=group_of.copy(),
+                         group_of=group_of, group_names=text.styles, preset=preset, text=text)

@@ -11,9 +11,8 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from guda_bench.datasets.base import DatasetAdapter
+from guda_bench.datasets.base import PaintedDigitsAdapter
 
-from guda_bench.benchmark import Benchmark
 from guda_bench.config import (
     AnchorConfig,
     ElboConfig,
@@ -25,7 +24,6 @@ from guda_bench.config import (
     UnlearnConfig,
 )
 from guda_bench.registry import register_dataset
-from guda_bench.text import TextData
 
 
 def _bold(x: np.ndarray) -> np.ndarray:
@@ -83,41 +81,13 @@ DEFAULT = Preset(
 @register_dataset("styled-digits",
                   description="text-to-image: 8x8 digits in 4 synthetic styles, prompts 'a 3 in bold style', "
                               "style groups (embedded, tiny CLIP text encoder built in code)")
-class StyledDigits(DatasetAdapter):
+class StyledDigits(PaintedDigitsAdapter):
     presets = {"smoke": SMOKE, "default": DEFAULT}
-    style_seed = 0
+    benchmark_name = "styled-digits"
+    smoke_digits = (0, 1, 7)
 
-    def available(self) -> tuple[bool, str]:
-        from guda_bench.extras import availability
+    def style_names(self) -> list[str]:
+        return list(STYLES)
 
-        return availability("text")  # the text encoder is a transformers CLIPTextModel
-
-    def load(self, preset: Preset) -> Benchmark:
-        from sklearn.datasets import load_digits
-
-        data = load_digits()
-        images = data.images.astype(np.float32) / 8.0 - 1.0
-        digits = data.target.astype(np.int64)
-        names = list(STYLES)
-        rng = np.random.default_rng(self.style_seed)
-        style = np.empty(len(images), dtype=np.int64)
-        style[rng.permutation(len(images))] = np.arange(len(images)) % len(names)  # balanced, seeded
-        kept_styles = list(preset.groups) if preset.groups is not None else list(range(len(names)))
-        keep = []
-        for s in kept_styles:
-            idx = np.flatnonzero(style == s)
-            if preset.per_group_limit:  # the smoke preset: a few digits per style
-                idx = idx[np.isin(digits[idx], (0, 1, 7))][: preset.per_group_limit]
-            keep.append(idx)
-        order = np.sort(np.concatenate(keep))
-        group_of = np.searchsorted(np.asarray(kept_styles), style[order])
-        rendered = images[order].copy()
-        for s in kept_styles:  # every style function works per image on a [B, H, W] batch
-            mask = style[order] == s
-            rendered[mask] = STYLES[names[s]](rendered[mask])
-        contents = sorted(set(digits[order].tolist()))
-        text = TextData(contents=[str(d) for d in contents], styles=[names[s] for s in kept_styles],
-                        content_of=np.searchsorted(np.asarray(contents), digits[order]), style_of=group_of.copy())
-        return Benchmark(dataset="styled-digits", grouping="class", images=torch.from_numpy(rendered[:, None]),
-                         labels=group_of.copy(), group_of=group_of, group_names=text.styles, preset=preset,
-                         text=text)
+    def paint(self, digits: np.ndarray, style: int) -> torch.Tensor:
+        return torch.from_numpy(STYLES[list(STYLES)[style]](digits / 8.0 - 1.0)[:, None])

@@ -73,6 +73,9 @@ def add_benchmark_args(run: argparse.ArgumentParser) -> None:
     run.add_argument("--targets", default=None, metavar="NAME,NAME,...",
                      help="score only these groups; the others stay in every model as background (e.g. 16 of "
                           "UnlearnCanvas's 60 styles, SPEC §7)")
+    run.add_argument("--query-mode", default=None, metavar="MODE",
+                     help="text-to-image queries: prompted (the preset's default) or two-style (harder: each "
+                          "query's condition mixes its style with a second target style); its own board")
     run.add_argument("--preset", default="default", help="smoke (about a minute) or default (full benchmark)")
     run.add_argument("--cache", type=Path, default=None,
                      help="shared artefact cache (default: $GUDA_BENCH_CACHE or .guda-cache)")
@@ -195,7 +198,7 @@ def run_spec(args: argparse.Namespace, **extra: Any) -> Any:
                    grouping=args.grouping, targets=parse_targets(args.targets), cache=cache_dir(args.cache),
                    seed=args.seed, device=args.device, quiet=args.quiet, data_root=args.data_root,
                    executor=args.executor, ray_address=args.ray_address, precision=args.precision,
-                   base_model=args.base_model, **extra)
+                   base_model=args.base_model, query_mode=args.query_mode, **extra)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

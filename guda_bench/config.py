@@ -82,6 +82,9 @@ class QueryConfig:
     # text-to-image: classifier-free guidance scale of prompted queries (1.0: none; > 1 needs a model trained
     # with TrainRecipe.prompt_dropout > 0)
     guidance_scale: float = added_knob(1.0)
+    # text-to-image: "prompted" (query i: the i-th (style, content) prompt) or "two-style" (a harder mode:
+    # the prompt's hidden states averaged with those of the same content in a second, seeded target style)
+    mode: str = added_knob("prompted")
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,11 @@ class Preset:
     # per-method settings for this benchmark size (a user's --option overrides them), e.g. a smaller
     # TRAK projection on digits; recorded in every result row's settings
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the candidate groups when --targets is not given (UnlearnCanvas-shaped presets; the rest is background)
+    targets: tuple[str, ...] | None = added_knob(None)
+    # NDCG@k gain this board reports as "ndcg@3": "exp" (CIFAR-10 reference) or "linear" (UnlearnCanvas
+    # reference, relevance K..1); results.json carries both variants
+    ndcg_gain: str = added_knob("exp")
 
 
 def to_jsonable(obj: Any, for_key: bool = False) -> Any:

@@ -176,10 +176,24 @@ class Context:
         return self.bench.text.prompt_index(content, style)
 
     @cached_property
+    def query_second_prompts(self) -> np.ndarray | None:
+        """Two-style queries (QueryConfig.mode): index of each query's second prompt (same content)."""
+        q = self.preset.queries
+        if self.bench.text is None or q.mode != "two-style":
+            return None
+        content, _ = self.bench.text.query_pairs(q.n_queries)
+        return self.bench.text.prompt_index(content, self.bench.text.second_styles(q.n_queries, q.seed))
+
+    @cached_property
     def query_cond(self) -> torch.Tensor | None:
+        """[n_queries, L, D] each query's condition: its prompt's hidden states (averaged with its second
+        prompt's in two-style mode); sampling, ELBOs and gradients all use it."""
         if self.prompt_states is None:
             return None
-        return self.prompt_states[0][torch.from_numpy(self.query_prompts)]
+        cond = self.prompt_states[0][torch.from_numpy(self.query_prompts)]
+        if self.query_second_prompts is not None:
+            cond = 0.5 * (cond + self.prompt_states[0][torch.from_numpy(self.query_second_prompts)])
+        return cond
 
     def load(self, art: Artefact) -> torch.nn.Module:
         return load_unet(art.path, self.device)

@@ -38,15 +38,21 @@ def load_run(run_dir: Path) -> dict[str, Any]:
 
 def board_name(results: dict[str, Any]) -> str:
     """<dataset>[-<grouping>][-<K>targets]: a run with --targets is a different benchmark (its command column
-    names the targets; a board holds one truth hash)."""
+    names the targets; a board holds one truth hash). A preset's own default targets add no suffix."""
     run = results["run"]
-    return board_label(run["dataset"], run["grouping"], run.get("targets"))
+    preset = run.get("preset_config") or {}
+    return board_label(run["dataset"], run["grouping"], run.get("targets"), preset.get("targets"),
+                       (preset.get("queries") or {}).get("mode", "prompted"))
 
 
-def board_label(dataset: str, grouping: str, targets: list[str] | tuple[str, ...] | None) -> str:
+def board_label(dataset: str, grouping: str, targets: list[str] | tuple[str, ...] | None,
+                default_targets: list[str] | tuple[str, ...] | None = None, query_mode: str = "prompted") -> str:
     """The one naming rule of boards (publish) and tuning records (tune, run --tuned)."""
     name = dataset + ("" if grouping == "class" else f"-{grouping}")
-    return name + (f"-{len(targets)}targets" if targets else "")
+    if targets and default_targets and list(targets) == list(default_targets):
+        targets = None  # the preset's own split (style-canvas's 8 target styles) is the board itself
+    name += f"-{len(targets)}targets" if targets else ""
+    return name + ("" if query_mode == "prompted" else f"-{query_mode}")
 
 
 PATH_FLAGS = ("--out", "--cache", "--data-root", "--base-model", "--tuning-dir")
@@ -83,6 +89,8 @@ def board_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     common = {k: run.get(k) for k in ("dataset", "preset", "grouping", "seed", "ceiling_seeds", "n_test",
                                       "config_hash", "truth_hash", "data_hash", "created", "command")}
     common["command"] = clean_command(common.get("command"))
+    if run.get("ndcg_gain"):  # which NDCG@3 the ndcg@3 columns show (exp: CIFAR-10's, linear: UnlearnCanvas's)
+        common["ndcg_gain"] = run["ndcg_gain"]
     common.update({k: prov.get(k) for k in ("guda_bench", "git_commit", "git_dirty", "device", "torch",
                                             "diffusers", "python")})
     rows = []
@@ -183,7 +191,8 @@ def _publish_power(run_dir: Path, results: dict[str, Any], path: Path, board: pd
         if (run_dir / "scores" / f"{file}.npy").exists():
             scored[r["method"]] = np.load(run_dir / "scores" / f"{file}.npy")
     per_query_path = sibling(path, "per-query.csv")
-    per_query = _merged(per_query_path, power.per_query_frame(scored, gold, test))
+    per_query = _merged(per_query_path, power.per_query_frame(scored, gold, test,
+                                                                          results["run"].get("ndcg_gain", "exp")))
     ok = set(board.loc[board["status"] == "ok", "method"])
     per_query = per_query[per_query["method"].isin(ok)]  # a row that turned failed/unavailable loses its pairs
     atomic_write_text(per_query_path, per_query.to_csv(index=False, float_format="%.6g"))
@@ -324,7 +333,8 @@ def compare(run_a: Path, run_b: Path | None, method_a: str, method_b: str, n_boo
     gold, test = _truth_and_test(run_a, ra)
     sa = _scores(run_a, method_a)[test]
     sb = _scores(run_b or run_a, method_b)[test]
-    pa = metrics.per_query_metrics(sa, gold[test])
-    pb = metrics.per_query_metrics(sb, gold[test])
+    gain = ra["run"].get("ndcg_gain", "exp")
+    pa = metrics.per_query_metrics(sa, gold[test], ndcg_gain=gain)
+    pb = metrics.per_query_metrics(sb, gold[test], ndcg_gain=gain)
     return {"a": f"{method_a} ({run_a})", "b": f"{method_b} ({run_b or run_a})",
             "rows": paired_bootstrap(pa, pb, n_boot=n_boot, seed=ra["run"]["seed"])}

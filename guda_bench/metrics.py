@@ -88,6 +88,9 @@ def topk_overlap(s: np.ndarray, g: np.ndarray, k: int = 3) -> np.ndarray:
     return (in_s & in_g).sum(axis=1) / k
 
 
+NDCG_GAINS = ("exp", "linear")  # CIFAR-10 reference (2^rel - 1), UnlearnCanvas reference (rel = K..1)
+
+
 def ndcg_at_k(s: np.ndarray, g: np.ndarray, k: int = 3, gain: str = "exp") -> np.ndarray:
     """NDCG@k with relevance derived from gold ranks (not raw gold values), so scale of g is irrelevant.
 

@@ -25,11 +25,12 @@ SIMILARITY = "similarity"  # Method.family of look-alike baselines (pixel-*, cli
 TRUTH = "truth"  # Method.family of the ground truth scored against itself (its Top-1 is 1 by construction)
 
 
-def per_query_frame(rows: dict[str, np.ndarray], gold: np.ndarray, test: np.ndarray) -> pd.DataFrame:
-    """Long table (method, query, top1, ndcg@3) over the test queries of every scored row."""
+def per_query_frame(rows: dict[str, np.ndarray], gold: np.ndarray, test: np.ndarray,
+                    ndcg_gain: str = "exp") -> pd.DataFrame:
+    """Long table (method, query, top1, ndcg@3 with the board's gain) over the test queries of every scored row."""
     frames = []
     for name, scores in rows.items():
-        pq = metrics.per_query_metrics(scores[test], gold[test])
+        pq = metrics.per_query_metrics(scores[test], gold[test], ndcg_gain=ndcg_gain)
         frames.append(pd.DataFrame({"method": name, "query": test, **{m: pq[m] for m in PAIR_METRICS}}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["method", "query",
                                                                                       *PAIR_METRICS])

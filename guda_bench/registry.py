@@ -39,6 +39,7 @@ BUILTIN_DATASET_MODULES = (
     "guda_bench.datasets.folder",
     "guda_bench.datasets.cifar10",
     "guda_bench.datasets.styled_digits",
+    "guda_bench.datasets.style_canvas",
     "guda_bench.datasets.unlearncanvas",
 )
 

@@ -86,6 +86,9 @@ def print_table(results: dict[str, Any], console: Console | None = None) -> None
         table.add_row(r["method"], status, *cells, cost, speed, end_section=r["kind"] == "ceiling")
     console.print(table)
     truth = results.get("truth", {})
-    if truth.get("class_sanity") is not None:
-        console.print(f"class-sanity (top LOGOA group = classifier's class): {truth['class_sanity']:.3f}; "
-                      f"LOGO cost {truth['cost_s']:.1f} s")
+    for kind in ("class", "style"):
+        if truth.get(f"{kind}_sanity") is not None:
+            console.print(f"{kind}-sanity (top LOGOA group = a {kind} classifier's): {truth[f'{kind}_sanity']:.3f}; "
+                          f"LOGO cost {truth['cost_s']:.1f} s")
+    if results.get("run", {}).get("ndcg_gain") == "linear":
+        console.print("NDCG@3 with linear gain (relevance K..1, the UnlearnCanvas reference's)")

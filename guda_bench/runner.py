@@ -39,6 +39,7 @@ from guda_bench.registry import DATASETS, METHODS
 from guda_bench.results import SCHEMA_VERSION, print_table, save_scores, write_run
 from guda_bench.store import Store, atomic_write_bytes
 from guda_bench.targets import with_targets
+from guda_bench.text import QUERY_MODES
 from guda_bench.tuning import TUNED_SUFFIX
 
 
@@ -69,6 +70,7 @@ class RunSpec:
     truth: str = "logo"  # "lds": LOGO plus the group LDS truth (every row gains LDS columns; SPEC §10)
     lds: LdsConfig = field(default_factory=LdsConfig)
     lds_ceiling: bool = False  # a second, independently seeded set of subset models: the LDS noise ceiling
+    query_mode: str | None = None  # text-to-image: "prompted" or "two-style" (--query-mode; None: the preset's)
 
 
 def resolve_base_model(spec: RunSpec, preset: Any) -> BaseModel | None:
@@ -95,6 +97,11 @@ def make_adapter(name: str, data_root: str | Path | None = None) -> Any:
         raise BenchError(f"dataset {name!r} reads no local files: drop --data-root") from None
     adapter.name = entry.name
     return adapter
+
+
+def check_query_mode(mode: str) -> None:
+    if mode not in QUERY_MODES:
+        raise BenchError(f"--query-mode must be one of {', '.join(QUERY_MODES)}, not {mode!r}")
 
 
 class MethodTimeout(Exception):
@@ -171,6 +178,11 @@ def class_sanity(bench: Benchmark, queries: torch.Tensor, gold: np.ndarray) -> f
                                                                               strict=True)]))
 
 
+def sanity_key(bench: Benchmark) -> str:
+    """Text-to-image benchmarks group by style: their classifier is a style classifier ("style_sanity")."""
+    return "style_sanity" if bench.text is not None else "class_sanity"
+
+
 def per_group(scores: np.ndarray, gold: np.ndarray, names: list[str]) -> list[dict[str, Any]]:
     """Group-level results: for queries whose true top group is k, how often the method agrees."""
     top_s, top_g = scores.argmax(1), gold.argmax(1)
@@ -239,6 +251,13 @@ def open_benchmark(spec: RunSpec) -> Opened:
         raise BenchError("--lds-ceiling needs --truth lds")
     if spec.lds_ceiling and preset.ceiling_seeds < 2:
         raise BenchError("--lds-ceiling fills the noise-ceiling row: add --ceiling-seeds 2")
+    if spec.targets is None and preset.targets:  # an UnlearnCanvas-shaped preset names its evaluated styles
+        spec.targets = tuple(preset.targets)
+    if spec.query_mode is not None:
+        if preset.text is None:
+            raise BenchError(f"--query-mode is for text-to-image datasets; {spec.dataset!r} has no prompts")
+        preset = replace(preset, queries=replace(preset.queries, mode=spec.query_mode))
+    check_query_mode(preset.queries.mode)
     bench = with_targets(apply_grouping(adapter.load(preset), grouping), spec.targets)
     if bench.n_groups < 3:
         raise BenchError(f"grouping {bench.grouping!r} gives {bench.n_groups} groups; NDCG@3 and Top-3 need >= 3")
@@ -292,13 +311,14 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
             "base_model": {"path": str(ctx.base.folder), "fingerprint": ctx.base.fingerprint} if ctx.base else None,
             "n_groups": bench.n_groups, "groups": bench.group_names, "n_train": len(bench.images),
             "n_queries": len(ctx.queries), "n_test": len(test), "n_tune": len(ctx.splits["tune"]),
+            "ndcg_gain": preset.ndcg_gain, "query_mode": preset.queries.mode if bench.text is not None else None,
             "config_hash": canonical_hash(preset), "truth_hash": truth, "data_hash": ctx.data_hash,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "preset_config": preset,
         },
         "provenance": provenance,
         "splits": {k: v.tolist() for k, v in ctx.splits.items()},
-        "truth": {"cost_s": truth_stage["cost_s"], "class_sanity": class_sanity(bench, ctx.query_images, gold),
+        "truth": {"cost_s": truth_stage["cost_s"], sanity_key(bench): class_sanity(bench, ctx.query_images, gold),
                   "elbo_timesteps": ctx.scorer.timesteps, "full_term_share": full_share.tolist(),
                   "elbo_weighting": preset.elbo.weighting,
                   # cache entries a ground-truth bundle carries (guda-bench bundle export)
@@ -319,7 +339,11 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
     write_run(spec.out, results)
 
     def summarize(scores: np.ndarray, with_lds: bool = True) -> dict[str, Any]:
-        out = metrics.summarize(scores[test], gold[test], n_boot=preset.n_boot, seed=spec.seed)
+        out = metrics.summarize(scores[test], gold[test], n_boot=preset.n_boot, seed=spec.seed,
+                                ndcg_gain=preset.ndcg_gain)
+        for gain in metrics.NDCG_GAINS:  # both variants, whichever the board shows as "ndcg@3"
+            out[f"ndcg@3_{gain}"] = metrics.summarize_values(metrics.ndcg_at_k(scores[test], gold[test], 3, gain),
+                                                             n_boot=preset.n_boot, seed=spec.seed)
         if lds is not None and with_lds:  # the same bootstrap resamples as the LOGO metrics
             out["lds"] = metrics.summarize_values(lds.lds(scores)[test], n_boot=preset.n_boot, seed=spec.seed)
         return out

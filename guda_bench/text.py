@@ -24,6 +24,10 @@ from guda_bench.config import TextConfig
 from guda_bench.errors import BenchError
 
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<bos>", "<eos>"]
+# how queries are prompted (QueryConfig.mode): "prompted", the i-th (style, content) prompt; "two-style", a
+# harder mode whose condition averages that prompt's hidden states with those of the same content in a
+# second query style (seeded): two styles are plausible for every query, as in a two-style prompt
+QUERY_MODES = ("prompted", "two-style")
 
 
 @dataclass
@@ -68,6 +72,16 @@ class TextData:
         styles = np.asarray(self.query_styles if self.query_styles is not None else range(len(self.styles)))
         combo = np.arange(n) % (len(styles) * len(self.contents))
         return combo % len(self.contents), styles[combo // len(self.contents)]
+
+    def second_styles(self, n: int, seed: int) -> np.ndarray:
+        """Two-style mode: query i's second style, uniform over the query styles other than its first."""
+        styles = np.asarray(self.query_styles if self.query_styles is not None else range(len(self.styles)))
+        if len(styles) < 2:
+            raise BenchError("two-style queries need at least two query styles")
+        position = {int(st): i for i, st in enumerate(styles)}
+        first = np.array([position[int(st)] for st in self.query_pairs(n)[1]])
+        draw = np.random.default_rng(seed).integers(0, len(styles) - 1, size=n)  # skips the first style
+        return styles[np.where(draw >= first, draw + 1, draw)]
 
     def image_prompt_index(self) -> np.ndarray:
         return self.prompt_index(self.content_of, self.style_of)

@@ -34,7 +34,7 @@ def board_of(bench: Any, targets: tuple[str, ...] | None) -> str:
     """The leaderboard name of a benchmark, as `leaderboard publish` names its board."""
     from guda_bench.leaderboard import board_label
 
-    return board_label(bench.dataset, bench.grouping, targets)
+    return board_label(bench.dataset, bench.grouping, targets, bench.preset.targets, bench.preset.queries.mode)
 
 
 def shipped_setting(entry: Entry, preset: Any) -> dict[str, Any]:
