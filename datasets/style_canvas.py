@@ -159,6 +159,8 @@ SMOKE = Preset(
     method_options={"trak": {"proj_dim": 128}, "d-trak": {"proj_dim": 128}, "das": {"proj_dim": 128}},
 )
 
+# Not yet a board: this recipe's full model does not follow its prompts (its samples' colours follow the
+# initial noise; benchmarks/style_canvas_probe.py measures it), README "style-canvas"
 DEFAULT = Preset(
     name="default",
     model=_MODEL,
@@ -177,7 +179,8 @@ DEFAULT = Preset(
 
 @register_dataset("style-canvas",
                   description="text-to-image, UnlearnCanvas-shaped: 16x16 colour digits in 24 procedural styles "
-                              "built from shared traits, 8 target styles, prompts 'a 3 in amber style' (embedded)")
+                              "built from shared traits, 8 target styles, prompts 'a 3 in amber style' (embedded; "
+                              "no board yet: the CPU recipe does not follow the prompts, README)")
 class StyleCanvas(PaintedDigitsAdapter):
     presets = {"smoke": SMOKE, "default": DEFAULT}
     benchmark_name = "style-canvas"

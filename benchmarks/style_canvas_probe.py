@@ -1,0 +1,97 @@
+"""Does a CPU recipe of style-canvas follow its prompts? (issue 16; the board is not published until it does)
+
+For each recipe variant (training steps, noise schedule, prompt dropout + guidance) this trains the full
+model of the `default` preset (cache: --cache), samples prompted queries in the target styles, and
+measures:
+- `style_agreement`: share of queries whose style a logistic-regression classifier (trained on the
+  training images, all 24 styles) names as the prompted one (chance 1/24; on the training images a
+  held-out split reaches ~0.85);
+- `prompt_gain[t]`: relative increase of the eps-MSE on training images of one target style when each
+  image is conditioned on another style's prompt (0: the model ignores the prompt at that noise level).
+Writes a JSON (machine and wall times included).
+
+    python benchmarks/style_canvas_probe.py --out benchmarks/style_canvas_probe.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+VARIANTS = {
+    "default (600 steps)": {},
+    "1500 steps": {"steps": 1500},
+    "scaled_linear schedule, dropout 0.1, guidance 3": {"beta_schedule": "scaled_linear", "prompt_dropout": 0.1,
+                                                        "guidance": 3.0},
+}
+
+
+def probe(name: str, change: dict, cache: Path, n_queries: int) -> dict:
+    from sklearn.linear_model import LogisticRegression
+
+    from guda_bench.executor import make_executor
+    from guda_bench.models import denoise
+    from guda_bench.runner import RunSpec, open_benchmark
+    from guda_bench.sampling import sample_prompted
+
+    spec = RunSpec(methods=["random"], dataset="style-canvas", preset="default", cache=cache, quiet=True)
+    opened = open_benchmark(spec)
+    change = dict(change)
+    guidance = change.pop("guidance", 1.0)
+    preset = replace(opened.preset, recipe=replace(opened.preset.recipe, **change))
+    opened.bench.preset = preset
+    opened = replace(opened, preset=preset)
+    ctx = opened.context(spec, make_executor("local", None))
+    start = time.perf_counter()
+    unet = ctx.full_unet
+    train_s = time.perf_counter() - start
+    bench = ctx.bench
+    start = time.perf_counter()
+    queries = sample_prompted(unet, ctx.scheduler, ctx.query_cond[:n_queries], tuple(bench.images.shape[1:]),
+                              1234, preset.queries.inference_steps, n_queries, "cpu", guidance, ctx.null_cond)
+    sample_s = time.perf_counter() - start
+    clf = LogisticRegression(max_iter=3000).fit(bench.images.flatten(1).numpy(), bench.labels)
+    _, prompted = bench.text.query_pairs(n_queries)
+    agreement = float((clf.predict(queries.flatten(1).numpy()) == prompted).mean())
+    own = np.flatnonzero(bench.text.style_of == 0)[:64]
+    other = np.flatnonzero(bench.text.style_of == 1)[:64]
+    x0, abar = bench.images[own], ctx.scheduler.alphas_cumprod
+    gains = {}
+    for t in (200, 400, 600, 800):
+        noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(t))
+        xt = abar[t].sqrt() * x0 + (1 - abar[t]).sqrt() * noise
+        steps = torch.full((len(own),), t)
+        with torch.no_grad():
+            right = (denoise(unet, xt, steps, ctx.image_cond[own]) - noise).pow(2).mean()
+            wrong = (denoise(unet, xt, steps, ctx.image_cond[other]) - noise).pow(2).mean()
+        gains[str(t)] = float(wrong / right - 1)
+    return {"variant": name, "change": {**change, "guidance": guidance}, "train_s": round(train_s, 1),
+            "sample_s": round(sample_s, 1), "n_queries": n_queries, "style_agreement": agreement,
+            "prompt_gain": gains}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/style_canvas_probe.json"))
+    parser.add_argument("--cache", type=Path, default=Path(".guda-cache"))
+    parser.add_argument("--queries", type=int, default=160)
+    parser.add_argument("--variant", action="append", choices=list(VARIANTS), help="default: all")
+    args = parser.parse_args()
+    rows = [probe(name, VARIANTS[name], args.cache, args.queries) for name in (args.variant or VARIANTS)]
+    for r in rows:
+        print(f"{r['variant']}: style agreement {r['style_agreement']:.3f}; prompt gain "
+              + ", ".join(f"t={t} {g:+.3f}" for t, g in r["prompt_gain"].items()) + f"; train {r['train_s']} s")
+    report = {"machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
+              "torch": torch.__version__, "rows": rows}
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
