@@ -25,15 +25,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+SHOWN = 16
 VARIANTS = {
-    "default (600 steps)": {},
-    "1500 steps": {"steps": 1500},
-    "scaled_linear schedule, dropout 0.1, guidance 3": {"beta_schedule": "scaled_linear", "prompt_dropout": 0.1,
-                                                        "guidance": 3.0},
+    "v-prediction, 600 steps (default)": {},
+    "epsilon, 600 steps (the first recipe)": {"prediction_type": "epsilon"},
+    "v-prediction, 1500 steps": {"steps": 1500},
 }
 
 
-def probe(name: str, change: dict, cache: Path, n_queries: int) -> dict:
+def probe(name: str, change: dict, cache: Path, n_queries: int, preset_name: str = "default") -> dict:
     from sklearn.linear_model import LogisticRegression
 
     from guda_bench.executor import make_executor
@@ -41,7 +41,7 @@ def probe(name: str, change: dict, cache: Path, n_queries: int) -> dict:
     from guda_bench.runner import RunSpec, open_benchmark
     from guda_bench.sampling import sample_prompted
 
-    spec = RunSpec(methods=["random"], dataset="style-canvas", preset="default", cache=cache, quiet=True)
+    spec = RunSpec(methods=["random"], dataset="style-canvas", preset=preset_name, cache=cache, quiet=True)
     opened = open_benchmark(spec)
     change = dict(change)
     guidance = change.pop("guidance", 1.0)
@@ -72,9 +72,30 @@ def probe(name: str, change: dict, cache: Path, n_queries: int) -> dict:
             right = (denoise(unet, xt, steps, ctx.image_cond[own]) - noise).pow(2).mean()
             wrong = (denoise(unet, xt, steps, ctx.image_cond[other]) - noise).pow(2).mean()
         gains[str(t)] = float(wrong / right - 1)
+    shown = np.linspace(0, n_queries - 1, SHOWN).astype(int)  # queries across the target styles
+    reference = [int(np.flatnonzero(bench.text.style_of == prompted[i])[0]) for i in shown]
     return {"variant": name, "change": {**change, "guidance": guidance}, "train_s": round(train_s, 1),
             "sample_s": round(sample_s, 1), "n_queries": n_queries, "style_agreement": agreement,
-            "prompt_gain": gains}
+            "prompt_gain": gains, "_shown": queries[shown], "_reference": bench.images[reference]}
+
+
+def draw(rows: list[dict], path: Path) -> None:
+    """One row of queries per variant, and a training image of each query's prompted style below them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grids = [(r["variant"], r["_shown"]) for r in rows] + [("a training image of the prompted style",
+                                                            rows[0]["_reference"])]
+    fig, axes = plt.subplots(len(grids), SHOWN, figsize=(SHOWN * 0.8, len(grids) * 1.0), squeeze=False)
+    for (label, images), axs in zip(grids, axes, strict=True):
+        for img, ax in zip(images, axs, strict=True):
+            ax.imshow(((img.permute(1, 2, 0).numpy() + 1) / 2).clip(0, 1))
+            ax.axis("off")
+        axs[0].set_title(label, fontsize=7, loc="left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
 
 
 def main() -> None:
@@ -82,12 +103,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/style_canvas_probe.json"))
     parser.add_argument("--cache", type=Path, default=Path(".guda-cache"))
     parser.add_argument("--queries", type=int, default=160)
+    parser.add_argument("--preset", default="default", help="smoke: a quick check of this script")
     parser.add_argument("--variant", action="append", choices=list(VARIANTS), help="default: all")
     args = parser.parse_args()
-    rows = [probe(name, VARIANTS[name], args.cache, args.queries) for name in (args.variant or VARIANTS)]
+    rows = [probe(name, VARIANTS[name], args.cache, args.queries, args.preset) for name in (args.variant or VARIANTS)]
     for r in rows:
         print(f"{r['variant']}: style agreement {r['style_agreement']:.3f}; prompt gain "
               + ", ".join(f"t={t} {g:+.3f}" for t, g in r["prompt_gain"].items()) + f"; train {r['train_s']} s")
+    draw(rows, args.out.with_suffix(".png"))
+    for r in rows:
+        r.pop("_shown"), r.pop("_reference")
     report = {"machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
               "torch": torch.__version__, "rows": rows}
     args.out.write_text(json.dumps(report, indent=2) + "\n")

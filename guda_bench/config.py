@@ -52,6 +52,11 @@ class TrainRecipe:
     # text-to-image: share of each batch's prompts replaced by the empty prompt (what classifier-free
     # guidance needs: QueryConfig.guidance_scale)
     prompt_dropout: float = added_knob(0.0)
+    # what the UNet outputs: "epsilon" (DDPM) or "v_prediction" (v = sqrt(abar) eps - sqrt(1 - abar) x0, trained
+    # on the v loss). At high noise a v-model outputs the image itself, so a prompt's global traits (a palette)
+    # are learnt in a short recipe; an eps-model's loss there hardly depends on them. Every ELBO, loss and
+    # gradient still reads eps (models.denoise converts), so the estimators are unchanged.
+    prediction_type: str = added_knob("epsilon")
 
 
 @dataclass(frozen=True)

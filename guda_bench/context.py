@@ -24,7 +24,7 @@ from guda_bench.benchmark import Benchmark
 from guda_bench.config import UnlearnConfig
 from guda_bench.elbo import ElboScorer
 from guda_bench.executor import LocalExecutor, RayExecutor, prebuild_logo
-from guda_bench.models import build_scheduler, load_unet, save_unet
+from guda_bench.models import build_scheduler, load_unet, save_unet, set_prediction
 from guda_bench.precision import autocast
 from guda_bench.sampling import sample_near, sample_prompted, sample_queries
 from guda_bench.store import Artefact, Store
@@ -196,7 +196,7 @@ class Context:
         return cond
 
     def load(self, art: Artefact) -> torch.nn.Module:
-        return load_unet(art.path, self.device)
+        return set_prediction(load_unet(art.path, self.device), self.preset.recipe, self.scheduler)
 
     @cached_property
     def full(self) -> Artefact:

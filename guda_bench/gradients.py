@@ -39,7 +39,7 @@ from torch.func import functional_call, grad, vmap
 from guda_bench import progress
 from guda_bench.elbo import keyed_noise, noise_seed
 from guda_bench.method import Method
-from guda_bench.models import denoise
+from guda_bench.models import as_eps, denoise
 from guda_bench.options import Option
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ def gradient_features(unet: torch.nn.Module, scheduler: DDPMScheduler, images: t
     def out_fn(p: dict, x0: torch.Tensor, eps: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         xt = a * x0[None] + s * eps  # [K, C, H, W]
         kwargs = {} if c is None else {"encoder_hidden_states": c[None].expand(len(t_values), *c.shape)}
-        pred = functional_call(unet, (p, buffers), (xt, t_values), kwargs).sample
+        pred = as_eps(unet, functional_call(unet, (p, buffers), (xt, t_values), kwargs).sample, xt, t_values)
         target = pred - eps if output == "loss" else pred
         return target.pow(2).flatten(1).sum(1).mean()
 

@@ -55,9 +55,39 @@ def load_unet(folder: Path, device: str = "cpu") -> UNet2DModel | UNet2DConditio
     return unet.to(device).eval()
 
 
-def denoise(unet: torch.nn.Module, x: torch.Tensor, t: torch.Tensor | int, cond: torch.Tensor | None = None,
+PREDICTION_TYPES = ("epsilon", "v_prediction")
+_V_ABAR = "guda_v_prediction_abar"  # attribute of a v-predicting UNet: its schedule's alpha_bar (models.as_eps)
+
+
+def set_prediction(unet: torch.nn.Module, recipe: TrainRecipe, scheduler: DDPMScheduler) -> torch.nn.Module:
+    """Mark a UNet trained with recipe.prediction_type "v_prediction", so that `denoise` returns eps."""
+    if recipe.prediction_type not in PREDICTION_TYPES:
+        raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, not {recipe.prediction_type!r}")
+    if recipe.prediction_type == "v_prediction":
+        setattr(unet, _V_ABAR, scheduler.alphas_cumprod.float())
+    return unet
+
+
+def as_eps(unet: torch.nn.Module, out: torch.Tensor, x: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
+    """The UNet's output as eps: unchanged for an eps-model; eps = sqrt(abar) v + sqrt(1 - abar) x_t for a
+    v-model (set_prediction)."""
+    abar = getattr(unet, _V_ABAR, None)
+    if abar is None:
+        return out
+    a = abar.to(x.device)[torch.as_tensor(t, device=x.device).long()]
+    a = a.reshape(-1, *([1] * (x.dim() - 1))) if a.dim() else a
+    return a.sqrt() * out + (1 - a).sqrt() * x
+
+
+def predict(unet: torch.nn.Module, x: torch.Tensor, t: torch.Tensor | int, cond: torch.Tensor | None = None,
             **kwargs: object) -> torch.Tensor:
-    """eps prediction of either UNet class: `cond` (text hidden states, one per sample) when text-conditional."""
+    """The UNet's own output (eps or v) of either UNet class: `cond` (text hidden states) when text-conditional."""
     if cond is None:
         return unet(x, t, **kwargs).sample
     return unet(x, t, encoder_hidden_states=cond, **kwargs).sample
+
+
+def denoise(unet: torch.nn.Module, x: torch.Tensor, t: torch.Tensor | int, cond: torch.Tensor | None = None,
+            **kwargs: object) -> torch.Tensor:
+    """eps prediction of either UNet class and either prediction type (what every ELBO, loss and gradient reads)."""
+    return as_eps(unet, predict(unet, x, t, cond, **kwargs), x, t)

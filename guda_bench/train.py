@@ -19,7 +19,7 @@ from diffusers.training_utils import EMAModel
 
 from guda_bench import progress
 from guda_bench.config import ModelConfig, TextConfig, TrainRecipe
-from guda_bench.models import build_scheduler, build_unet, denoise
+from guda_bench.models import build_scheduler, build_unet, predict, set_prediction
 
 
 def _seed_of(*parts: int) -> int:
@@ -95,6 +95,7 @@ def train_model(images: torch.Tensor, keep: np.ndarray, model_cfg: ModelConfig, 
                           cross_attention_dim=None if cond is None else cond.shape[-1])
     unet = init.to(device).train()
     scheduler = scheduler or build_scheduler(recipe)
+    v_model = recipe.prediction_type == "v_prediction"
     abar = scheduler.alphas_cumprod.to(device)
     opt = torch.optim.AdamW(unet.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     sched = get_cosine_schedule_with_warmup(opt, recipe.warmup_steps, recipe.steps)
@@ -122,10 +123,10 @@ def train_model(images: torch.Tensor, keep: np.ndarray, model_cfg: ModelConfig, 
             c = None if cond is None else cond[idx].to(device)
             if c is not None and recipe.prompt_dropout > 0:
                 c = drop_prompts(c, null_cond.to(device), recipe.prompt_dropout, _seed_of(seed, 16, step))
-            pred = denoise(unet, a * x0 + s * noise, t, c, class_labels=labels)
-            loss = F.mse_loss(pred, noise)
+            pred = predict(unet, a * x0 + s * noise, t, c, class_labels=labels)
+            loss = F.mse_loss(pred, a * noise - s * x0 if v_model else noise)  # the v or the eps loss
             optimizer_step(loss, unet, opt, recipe.grad_clip, sched)
             ema.step(unet.parameters())
             advance(1)
     ema.copy_to(unet.parameters())
-    return unet.eval()
+    return set_prediction(unet.eval(), recipe, scheduler)

@@ -124,3 +124,39 @@ def test_style_canvas_smoke_end_to_end_with_both_query_modes(tmp_path, monkeypat
     assert set((tmp_path / "cache" / "model").iterdir()) == models  # no model retrained
     assert not np.array_equal(np.load(out / "queries.npy"), np.load(two / "queries.npy"))
     assert res2["run"]["truth_hash"] != res["run"]["truth_hash"]
+
+
+def test_a_v_prediction_model_is_read_as_eps_everywhere(tmp_path):
+    """TrainRecipe.prediction_type="v_prediction": trained on the v loss, and `denoise` (every ELBO, loss and
+    sampler) converts its output to eps = sqrt(abar) v + sqrt(1 - abar) x_t; a cached model loaded through a
+    Context is marked again."""
+    import torch
+
+    from guda_bench.config import ModelConfig, TrainRecipe
+    from guda_bench.models import build_scheduler, denoise, predict, save_unet
+    from guda_bench.train import train_model
+
+    recipe = TrainRecipe(steps=3, batch_size=8, warmup_steps=1, prediction_type="v_prediction")
+    images = torch.rand(16, 1, 8, 8) * 2 - 1
+    unet = train_model(images, np.arange(16), ModelConfig(block_out_channels=(16, 32)), recipe, seed=0)
+    x, t = torch.randn(4, 1, 8, 8), torch.tensor([10, 200, 500, 990])
+    abar = build_scheduler(recipe).alphas_cumprod[t].float()[:, None, None, None]
+    with torch.no_grad():
+        v = predict(unet, x, t)
+        torch.testing.assert_close(denoise(unet, x, t), abar.sqrt() * v + (1 - abar).sqrt() * x)
+    eps_model = train_model(images, np.arange(16), ModelConfig(block_out_channels=(16, 32)),
+                            replace(recipe, prediction_type="epsilon"), seed=0)
+    with torch.no_grad():
+        torch.testing.assert_close(denoise(eps_model, x, t), predict(eps_model, x, t))
+    save_unet(unet, tmp_path / "m")
+    from guda_bench.models import load_unet, set_prediction
+
+    loaded = set_prediction(load_unet(tmp_path / "m"), recipe, build_scheduler(recipe))
+    with torch.no_grad():
+        torch.testing.assert_close(denoise(loaded, x, t), denoise(unet, x, t))
+    from guda_bench.config import canonical_hash
+
+    # an added knob: eps recipes keep their cache keys (published truths stay valid); v changes the key
+    assert canonical_hash(replace(recipe, prediction_type="epsilon")) == canonical_hash(
+        replace(TrainRecipe(), steps=3, batch_size=8, warmup_steps=1))
+    assert canonical_hash(recipe) != canonical_hash(replace(recipe, prediction_type="epsilon"))
