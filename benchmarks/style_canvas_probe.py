@@ -1,6 +1,6 @@
 """Does a CPU recipe of style-canvas follow its prompts? (issue 16; the board is not published until it does)
 
-For each recipe variant (training steps, noise schedule, prompt dropout + guidance) this trains the full
+For each recipe variant (prediction type, training steps; a variant may also set `guidance`) this trains the full
 model of the `default` preset (cache: --cache), samples prompted queries in the target styles, and
 measures:
 - `style_agreement`: share of queries whose style a logistic-regression classifier (trained on the

@@ -129,9 +129,9 @@ class PaintedDigitsAdapter(DatasetAdapter):
     def style_names(self) -> list[str]:
         raise NotImplementedError
 
-    def paint(self, digits: np.ndarray, style: int) -> torch.Tensor:
+    def paint(self, digits: np.ndarray, style: int, rng: np.random.Generator) -> torch.Tensor:
         """[B, 8, 8] digit images (0..16) painted in `style`: [B, C, H, W] in [-1, 1]. Called once per kept
-        style, in order (a seeded painter may draw from one generator)."""
+        style, in order, with one generator per load (seeded: every load paints the same images)."""
         raise NotImplementedError
 
     def load(self, preset: Preset) -> Benchmark:
@@ -154,7 +154,9 @@ class PaintedDigitsAdapter(DatasetAdapter):
                 idx = idx[: preset.per_group_limit]
             keep.append(idx)
         order = np.sort(np.concatenate(keep))
-        painted = {s: self.paint(data.images[order][style[order] == s].astype(np.float32), s) for s in kept_styles}
+        rng = np.random.default_rng(self.style_seed + 1)
+        painted = {s: self.paint(data.images[order][style[order] == s].astype(np.float32), s, rng)
+                   for s in kept_styles}
         images = torch.empty((len(order), *painted[kept_styles[0]].shape[1:]))
         for s in kept_styles:
             images[torch.from_numpy(style[order] == s)] = painted[s]

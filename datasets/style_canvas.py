@@ -71,17 +71,17 @@ def draw_styles(n: int = len(STYLE_NAMES), seed: int = 0, min_distance: int = 2)
         raise ValueError(f"at most {len(STYLE_NAMES)} styles")
     rng = np.random.default_rng(seed)
     combos = list(itertools.product(PALETTES, STROKES, TEXTURES, BACKGROUNDS, FINISHES))
-    palettes = list(PALETTES)
+    per_palette = -(-n // len(PALETTES))  # balanced palettes
     chosen: list[tuple[str, ...]] = []
     for i in rng.permutation(len(combos)):
         c = combos[i]
-        if sum(x[0] == c[0] for x in chosen) >= -(-n // len(palettes)):  # balanced palettes
+        if sum(x[0] == c[0] for x in chosen) >= per_palette:
             continue
         if all(sum(a != b for a, b in zip(c, x, strict=True)) >= min_distance for x in chosen):
             chosen.append(c)
         if len(chosen) == n:
             break
-    assert palettes and len(chosen) == n
+    assert len(chosen) == n
     return [Style(name, *traits) for name, traits in zip(STYLE_NAMES, chosen, strict=False)]
 
 
@@ -119,8 +119,8 @@ def render(masks: torch.Tensor, style: Style, rng: np.random.Generator) -> torch
     if style.background == "gradient":
         paper = paper + 0.25 * (yy / (s - 1) - 0.5)
     elif style.background == "dots":
-        shift = torch.from_numpy(rng.integers(0, 4, size=(b, 2))).view(b, 2, 1, 1).float()
-        dots = (((yy + shift[:, :1]) % 4 == 0) & ((xx + shift[:, 1:]) % 4 == 0)).float()
+        grid = torch.from_numpy(rng.integers(0, 4, size=(b, 2))).view(b, 2, 1, 1).float()  # the dots' offset
+        dots = (((yy + grid[:, :1]) % 4 == 0) & ((xx + grid[:, 1:]) % 4 == 0)).float()
         paper = paper + 0.3 * dots * (0.5 - paper.mean(1, keepdim=True)).sign()
     img = paper * (1 - m) + ink * m
     if style.finish == "outline":
@@ -192,18 +192,11 @@ class StyleCanvas(PaintedDigitsAdapter):
 
     def __init__(self) -> None:
         self.styles = draw_styles(seed=self.style_seed)
-        self.paint_rng = np.random.default_rng(self.style_seed + 1)
 
     def style_names(self) -> list[str]:
-        self.paint_rng = np.random.default_rng(self.style_seed + 1)  # every load paints the same images
         return [s.name for s in self.styles]
 
-    def paint(self, digits: np.ndarray, style: int) -> torch.Tensor:
+    def paint(self, digits: np.ndarray, style: int, rng: np.random.Generator) -> torch.Tensor:
         masks = torch.from_numpy(digits / 16.0)[:, None].float()  # ink in [0, 1], upscaled to 16x16
         masks = F.interpolate(masks, scale_factor=2, mode="bilinear", align_corners=False).clamp(0, 1)
-        return render(masks, self.styles[style], self.paint_rng)
-
-
-def style_table(seed: int = 0) -> list[dict[str, str]]:
-    """Every style's traits (README, `guda-bench list`): what a reader needs to see where styles overlap."""
-    return [{"style": s.name, **dict(zip(TRAITS, s.traits(), strict=True))} for s in draw_styles(seed=seed)]
+        return render(masks, self.styles[style], rng)

@@ -89,5 +89,5 @@ class StyledDigits(PaintedDigitsAdapter):
     def style_names(self) -> list[str]:
         return list(STYLES)
 
-    def paint(self, digits: np.ndarray, style: int) -> torch.Tensor:
+    def paint(self, digits: np.ndarray, style: int, rng: np.random.Generator) -> torch.Tensor:  # deterministic
         return torch.from_numpy(STYLES[list(STYLES)[style]](digits / 8.0 - 1.0)[:, None])
