@@ -7,6 +7,7 @@ stage, so a method's cost is the same on a cold and on a warm run.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +34,9 @@ from guda_bench.train import train_model
 from guda_bench.unlearn import unlearn_group
 
 CEILING_SEED_OFFSET = 1000  # seed of the i-th extra LOGO study = run seed + i * offset
+# what a query view (Context.on_queries) slices; everything else (models, truth, caches) it shares
+QUERY_FIELDS = ("queries_artefact", "queries", "query_ids", "query_index", "query_images", "query_prompts",
+                "query_second_prompts", "query_cond", "splits", "scorer")
 
 
 class Context:
@@ -54,6 +58,34 @@ class Context:
         self.data_hash = bench.data_hash()
         self._stage: dict[str, float] | None = None
         self._terms: dict[str, np.ndarray] = {}
+        self.query_view: tuple[np.ndarray, str] | None = None  # (indices, name) when this is a query view
+
+    def on_queries(self, indices: np.ndarray, name: str) -> Context:
+        """A view that sees only the queries `indices` (e.g. the tuning split), under a queries key of its own.
+
+        Methods score just those queries, and test queries are never touched: `guda-bench tune` scores its
+        settings on the tuning view, a quarter of the per-query work. Per-query noise is keyed by the
+        original query ids and indices, so a query's value in the view is the one the full run gives it.
+        """
+        idx = np.asarray(indices, dtype=np.int64)
+        parent = self.queries_artefact
+        full = {f: getattr(self, f) for f in ("queries", "query_ids", "query_index", "query_images",
+                                               "query_prompts", "query_second_prompts", "query_cond")}
+        view = copy.copy(self)
+        for f in QUERY_FIELDS:
+            view.__dict__.pop(f, None)
+        view._terms, view._stage, view.query_view = {}, None, (idx, name)
+        digest = hashlib.sha256(idx.tobytes()).hexdigest()[:16]
+        view.__dict__["queries_artefact"] = Artefact(f"{parent.key}/{name}-{len(idx)}-{digest}", parent.path,
+                                                     parent.manifest, built=False)
+        for f, value in full.items():
+            if value is None:
+                view.__dict__[f] = None
+            elif isinstance(value, list):
+                view.__dict__[f] = [value[i] for i in idx]
+            else:
+                view.__dict__[f] = value[torch.from_numpy(idx)] if torch.is_tensor(value) else value[idx]
+        return view
 
     # ---- cost ledger -------------------------------------------------------------------------------
     @contextmanager
@@ -243,6 +275,11 @@ class Context:
     @cached_property
     def query_ids(self) -> list[str]:
         return [f"{self.bench.dataset}/{i}" for i in range(len(self.queries))]
+
+    @cached_property
+    def query_index(self) -> np.ndarray:
+        """Each query's index among the run's queries (a query view keeps the originals: noise is keyed by them)."""
+        return np.arange(len(self.queries))
 
     @cached_property
     def splits(self) -> dict[str, np.ndarray]:

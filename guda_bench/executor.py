@@ -95,8 +95,9 @@ def _worker_context(bench: Any, cache: Path, run_seed: int, device: str, precisi
 
 
 def _context_job(bench: Any, cache: Path, run_seed: int, device: str, precision: str, base_model: Any,
-                 fn: Callable[[Any, Any], Any], item: Any) -> Any:
-    return fn(_worker_context(bench, cache, run_seed, device, precision, base_model), item)
+                 view: Any, fn: Callable[[Any, Any], Any], item: Any) -> Any:
+    ctx = _worker_context(bench, cache, run_seed, device, precision, base_model)
+    return fn(ctx if view is None else ctx.on_queries(*view), item)
 
 
 def prebuild(ctx: Any, fn: Callable[[Any, Any], Any], items: Sequence[Any]) -> None:
@@ -108,7 +109,7 @@ def prebuild(ctx: Any, fn: Callable[[Any, Any], Any], items: Sequence[Any]) -> N
     if ctx.executor.parallel:
         _ = ctx.full, ctx.queries_artefact  # the workers read these from the cache
         ctx.executor.map(partial(_context_job, ctx.bench, ctx.store.root, ctx.seed, ctx.device, ctx.precision,
-                                 ctx.base, fn), list(items))
+                                 ctx.base, ctx.query_view, fn), list(items))
 
 
 def _logo_model(seed: int, ctx: Any, k: int) -> str:

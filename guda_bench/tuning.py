@@ -2,8 +2,10 @@
 
 `guda-bench tune` tries up to `budget` settings per method (the same budget for every method): the shipped
 setting first, then the whole grid of the method's search space when it fits, else seeded draws from it
-without replacement. Each setting is scored on the TUNING queries only: the tuner slices the ground truth
-to the tuning split before any metric is computed, so test-split gold cannot steer a choice. The best
+without replacement. Each setting is scored on the TUNING queries only: methods run on a view of the
+context that holds just the tuning split (Context.on_queries: test queries are never scored while tuning,
+and per-query work costs a quarter of a run's), and the tuner slices the ground truth to the tuning split
+before any metric is computed, so test-split gold cannot steer a choice. The best
 tuning Top-1 wins (NDCG@3 breaks ties, then the earlier setting, so the shipped one wins a tie). Each
 setting's scores are a cache entry (a killed tuning resumes), and the per-method record is rewritten
 atomically after every setting to `tuning/<board>/<method>.json`; `guda-bench run --tuned` reads it.
@@ -72,9 +74,9 @@ def choose(settings: list[dict[str, Any]]) -> int | None:
     return min(ok, key=lambda p: (-p[1]["tune"]["top1"], -p[1]["tune"]["ndcg@3"], p[0]))[0]
 
 
-def score_setting(ctx: Any, entry: Entry, options: dict[str, Any], preset: Any, gold_tune: np.ndarray,
-                  tune: np.ndarray) -> dict[str, Any]:
-    """One setting: the method's scores (a cache entry), their tuning-split metrics, and the cost."""
+def score_setting(ctx: Any, entry: Entry, options: dict[str, Any], preset: Any,
+                  gold_tune: np.ndarray) -> dict[str, Any]:
+    """One setting scored on `ctx`, the tuning view: its scores (a cache entry), their metrics, and the cost."""
     merged = {**preset.method_options.get(entry.name, {}), **options}
     spec = {"method": entry.name, "options": to_jsonable(merged), "full": ctx.full.key,
             "queries": ctx.queries_artefact.key, "data": ctx.data_hash}
@@ -91,13 +93,13 @@ def score_setting(ctx: Any, entry: Entry, options: dict[str, Any], preset: Any, 
 
     art = ctx.fetch("tuning-scores", spec, build, charge=False)
     scores = np.load(art.path / "scores.npy")
-    per_q = metrics.per_query_metrics(scores[tune], gold_tune)
+    per_q = metrics.per_query_metrics(scores, gold_tune)
     return {"tune": {m: float(v.mean()) for m, v in per_q.items()}, "cost_s": float(art.cost_s)}
 
 
-def tune_method(ctx: Any, entry: Entry, preset: Any, gold_tune: np.ndarray, tune: np.ndarray, budget: int,
-                seed: int, out: Path, header: dict[str, Any]) -> dict[str, Any]:
-    """Try the candidates of one method; write its record after every setting; return the record."""
+def tune_method(ctx: Any, entry: Entry, preset: Any, gold_tune: np.ndarray, budget: int, seed: int, out: Path,
+                header: dict[str, Any]) -> dict[str, Any]:
+    """Try the candidates of one method on the tuning view `ctx`; write its record after every setting."""
     record: dict[str, Any] = {**header, "method": entry.name, "budget": budget,
                               "space": to_jsonable(entry.space()), "settings": [], "status": "ok"}
     todo = candidates(entry, preset, budget, seed)
@@ -105,7 +107,7 @@ def tune_method(ctx: Any, entry: Entry, preset: Any, gold_tune: np.ndarray, tune
         for i, options in enumerate(todo):
             row: dict[str, Any] = {"options": to_jsonable(options), "shipped": i == 0}
             try:
-                row.update(status="ok", **score_setting(ctx, entry, options, preset, gold_tune, tune))
+                row.update(status="ok", **score_setting(ctx, entry, options, preset, gold_tune))
             except Unavailable as exc:
                 record.update(status="unavailable", reason=str(exc))
                 break
@@ -149,13 +151,14 @@ def tune(spec: Any, budget: int = 8, tuning_dir: Path = Path("tuning")) -> list[
         tune_idx = ctx.splits["tune"]
         gold_tune = gold[tune_idx].copy()  # the only gold the tuner sees
         del gold
+        tune_ctx = ctx.on_queries(tune_idx, "tune")  # the methods see the tuning queries only
         header = {"schema": SCHEMA, "board": board, "dataset": spec.dataset, "preset": opened.preset.name,
                   "grouping": opened.bench.grouping, "targets": list(spec.targets) if spec.targets else None,
                   "seed": spec.seed, "config_hash": canonical_hash(opened.preset), "n_tune": int(len(tune_idx)),
                   "selection": "best tuning-split Top-1, then NDCG@3, then the earlier setting (shipped first)",
                   "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         for e in tunable:
-            records.append(tune_method(ctx, e, opened.preset, gold_tune, tune_idx, budget, spec.seed,
+            records.append(tune_method(tune_ctx, e, opened.preset, gold_tune, budget, spec.seed,
                                        tuning_path(tuning_dir, board, e.name), header))
     finally:
         executor.shutdown()

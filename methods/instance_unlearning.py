@@ -136,7 +136,7 @@ class InstanceUnlearning(Method):
             original = {k: v.detach().clone() for k, v in unet.state_dict().items()}
             x_eval = ctx.train_data[self._eval]
             noise = self._noise(ctx)
-            q_noise = iu.fixed_noise(range(len(ctx.queries)), self._timesteps, seed,
+            q_noise = iu.fixed_noise(ctx.query_index.tolist(), self._timesteps, seed,
                                      tuple(ctx.queries.shape[1:]), iu.NOISE_TAG_QUERY)
             after = np.empty((stop - first, len(self._eval)), dtype=np.float64)
             with progress.bar("instance unlearning (per query)", stop - first) as advance:

@@ -228,3 +228,27 @@ def test_a_plugin_declares_options_and_a_space_the_same_way(tmp_path: Path) -> N
             entry.create({"temperature": "0"})
     finally:  # other tests run `--method all`
         METHODS._entries.pop("plugin-temp", None)
+
+
+@pytest.mark.parametrize("method", ["guda", "instance-unlearning", "d-trak", "pixel-nn"])
+def test_a_query_view_scores_exactly_the_full_runs_rows(tuned: Path, method: str) -> None:
+    """Tuning scores methods on a view holding only the tuning queries: each query's scores there are the
+    full run's (noise is keyed by the original query), and no test query is scored."""
+    from guda_bench.executor import LocalExecutor
+    from guda_bench.runner import RunSpec, open_benchmark
+
+    spec = RunSpec(methods=[method], dataset=NAME, preset="tiny", cache=tuned / "cache", quiet=True)
+    ctx = open_benchmark(spec).context(spec, LocalExecutor())
+    idx = np.array([5, 1, 6])
+    view = ctx.on_queries(idx, "probe")
+    assert len(view.queries) == 3 and view.query_index.tolist() == [5, 1, 6]
+    assert view.queries_artefact.key != ctx.queries_artefact.key and len(ctx.queries) == 8
+
+    def scores(c):
+        m = METHODS.create(method)
+        m.prepare(c)
+        return np.asarray(m.score(c))
+
+    full, part = scores(ctx), scores(view)
+    assert part.shape == (3, full.shape[1])
+    np.testing.assert_allclose(part, full[idx], rtol=1e-5, atol=1e-7)
