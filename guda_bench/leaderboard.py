@@ -200,8 +200,9 @@ def _publish_power(run_dir: Path, results: dict[str, Any], path: Path, board: pd
     pair_rows = power.pairs(per_query, order, seed=int(results["run"]["seed"]))
     atomic_write_text(sibling(path, "pairs.csv"), pair_rows.to_csv(index=False, float_format="%.6g"))
     summary = power.power_summary(board, pair_rows)
-    atomic_write_text(sibling(path, "power.json"), json.dumps({**summary, "line": power.power_line(summary)},
-                                                               indent=1))
+    atomic_write_text(sibling(path, "power.json"), json.dumps({**summary, "line": power.power_line(summary),
+                                                               "tuning": power.tuning_line(board, pair_rows)},
+                                                              indent=1))
     if plots:
         power.pairs_plot(pair_rows, order, sibling(path, "pairs.png"))
 
@@ -213,6 +214,8 @@ def board_power(board_path: Path, board: pd.DataFrame) -> str:
     if "family" not in board:
         board = board.assign(family=[_family(m, k) for m, k in zip(board["method"], board["kind"], strict=True)])
     line = power.power_line(power.power_summary(board, pair_rows))
+    if tuning := power.tuning_line(board, pair_rows):
+        line += f"\n{tuning}"
     agree = ranking_agreement(board)
     if agree:
         line += (f"\nLOGO Top-1 vs group LDS ranking: Kendall tau {agree['kendall_tau']:.2f} over "
@@ -279,7 +282,7 @@ def ranking_agreement(board: pd.DataFrame) -> dict[str, Any] | None:
 
     fam = board["family"] if "family" in board else pd.Series([""] * len(board), index=board.index)
     rows = board[(board["status"] == "ok") & (board["kind"] != "ceiling") & (fam != "truth")
-                 & board["top1"].notna() & board["lds"].notna()]
+                 & ~power.shipped_twin(board) & board["top1"].notna() & board["lds"].notna()]
     if len(rows) < 3:
         return None
     tau, p = kendalltau(rows["top1"], rows["lds"])

@@ -101,7 +101,7 @@ def power_summary(board: pd.DataFrame, pair_rows: pd.DataFrame | None) -> dict[s
     nor the truth scored against itself."""
     ok = board[board["status"] == "ok"]
     family = ok["family"] if "family" in ok else pd.Series("", index=ok.index)
-    methods = ok[(ok["kind"] == "method") & (family != TRUTH)].sort_values("top1", ascending=False)
+    methods = ok[(ok["kind"] == "method") & (family != TRUTH) & ~shipped_twin(ok)].sort_values("top1", ascending=False)
     ceiling = ok[ok["kind"] == "ceiling"]
     similarity = methods[family.loc[methods.index] == SIMILARITY]
     half = ((methods["top1_ci_high"] - methods["top1_ci_low"]) / 2).to_numpy(dtype=float)
@@ -121,6 +121,37 @@ def power_summary(board: pd.DataFrame, pair_rows: pd.DataFrame | None) -> dict[s
         out["pairs_separated"], out["pairs"] = _separated_share(pair_rows, methods["method"].tolist())
         out["top_pairs_separated"], out["top_pairs"] = _separated_share(pair_rows, out["top_methods"])
     return out
+
+
+def shipped_twin(board: pd.DataFrame) -> pd.Series:
+    """True for NAME@tuned rows: the power line and rank agreement count each method once, as shipped
+    (the tuning line compares each tuned row with its shipped twin)."""
+    if "tuned" not in board:
+        return pd.Series(False, index=board.index)
+    return board["tuned"].astype(str).str.lower().eq("true")
+
+
+def tuning_line(board: pd.DataFrame, pair_rows: pd.DataFrame | None) -> str | None:
+    """One line: how far tuning (on the tuning split) moved each method's test Top-1, paired and Holm-adjusted."""
+    tuned = board[shipped_twin(board) & (board["status"] == "ok")]
+    shipped = board[~shipped_twin(board) & (board["status"] == "ok")].set_index("method")
+    top1 = pair_rows[pair_rows["metric"] == "top1"] if pair_rows is not None else None
+    parts, budgets = [], sorted({int(b) for b in tuned.get("tuning_budget", pd.Series(dtype=float)).dropna()})
+    for row in tuned.itertuples():
+        name = str(row.method).removesuffix("@tuned")
+        if name not in shipped.index:
+            continue
+        before, after = float(shipped.loc[name, "top1"]), float(row.top1)
+        mark = ""
+        if top1 is not None:
+            pair = top1[top1["a"].isin([name, row.method]) & top1["b"].isin([name, row.method])]
+            mark = "" if not len(pair) else (" *" if float(pair["p_holm"].iloc[0]) < 0.05 else " ns")
+        parts.append(f"{name} {before:.3f}->{after:.3f} ({after - before:+.3f}{mark})")
+    if not parts:
+        return None
+    budget = "/".join(map(str, budgets)) or "?"
+    return (f"tuning (budget {budget} per method, tuning split only; test Top-1 shipped->tuned; "
+            f"* Holm p < 0.05, ns not separated): " + "; ".join(parts))
 
 
 def _num(v: Any, fmt: str) -> str:

@@ -24,6 +24,7 @@ import numpy as np
 from guda_bench import metrics, progress
 from guda_bench.config import canonical_hash, to_jsonable
 from guda_bench.errors import BenchError, Unavailable
+from guda_bench.leaderboard import board_label, home_relative
 from guda_bench.options import shipped_value
 from guda_bench.registry import Entry
 from guda_bench.store import atomic_write_text
@@ -34,8 +35,6 @@ SCHEMA = 1
 
 def board_of(bench: Any, targets: tuple[str, ...] | None) -> str:
     """The leaderboard name of a benchmark, as `leaderboard publish` names its board."""
-    from guda_bench.leaderboard import board_label
-
     return board_label(bench.dataset, bench.grouping, targets, bench.preset.targets, bench.preset.queries.mode)
 
 
@@ -109,12 +108,12 @@ def tune_method(ctx: Any, entry: Entry, preset: Any, gold_tune: np.ndarray, budg
             try:
                 row.update(status="ok", **score_setting(ctx, entry, options, preset, gold_tune))
             except Unavailable as exc:
-                record.update(status="unavailable", reason=str(exc))
+                record.update(status="unavailable", reason=home_relative(str(exc)))  # no machine paths
                 break
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # a setting the method rejects is recorded, the others still run
-                row.update(status="failed", reason=f"{type(exc).__name__}: {exc}")
+                row.update(status="failed", reason=home_relative(f"{type(exc).__name__}: {exc}"))
             record["settings"].append(row)
             best = choose(record["settings"])
             record.update(chosen_index=best, chosen=record["settings"][best]["options"] if best is not None else None,

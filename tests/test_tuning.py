@@ -252,3 +252,24 @@ def test_a_query_view_scores_exactly_the_full_runs_rows(tuned: Path, method: str
     full, part = scores(ctx), scores(view)
     assert part.shape == (3, full.shape[1])
     np.testing.assert_allclose(part, full[idx], rtol=1e-5, atol=1e-7)
+
+
+def test_a_published_board_says_how_far_tuning_moved_each_method(tuned: Path) -> None:
+    from guda_bench import leaderboard as lb
+    from guda_bench import power
+
+    out, boards = tuned / "run-publish", tuned / "boards"
+    assert main(["run", "--dataset", NAME, "--preset", "tiny", "--cache", str(tuned / "cache"), "--quiet",
+                 "--method", TUNE_METHODS, "--tuned", "--tuning-dir", str(tuned / "tuning"), "--out", str(out)]) == 0
+    path = lb.publish(out, boards, plots=False)
+    board = lb.read_board(str(path), boards)[1]
+    line = lb.board_power(path, board)
+    tuning = [x for x in line.splitlines() if x.startswith("tuning")]
+    assert len(tuning) == 1 and "budget 3 per method" in tuning[0]
+    for name in ("guda", "trak"):
+        before = float(board.loc[board["method"] == name, "top1"].iloc[0])
+        after = float(board.loc[board["method"] == f"{name}@tuned", "top1"].iloc[0])
+        assert f"{name} {before:.3f}->{after:.3f} ({after - before:+.3f} " in tuning[0]
+    summary = power.power_summary(board, None)  # each method counted once, as shipped
+    assert not any(m.endswith("@tuned") for m in summary["top_methods"])
+    assert json.loads(lb.sibling(path, "power.json").read_text())["tuning"] == tuning[0]
