@@ -264,11 +264,11 @@ def open_benchmark(spec: RunSpec) -> Opened:
     if spec.truth == "lds":
         draw_subsets(bench.n_groups, spec.lds)  # a subset that keeps no group: one line, before any training
     if spec.tuned:  # every chosen setting read and checked now: a missing tuning file stops the run here
-        from guda_bench.tuning import board_of, tuned_options
+        from guda_bench.tuning import board_of, tuned_options, tuning_hash
 
         board = board_of(bench, spec.targets)
         spec.tuned_settings = {n: tuned_options(METHODS.entry(n), board, spec.tuning_dir,
-                                                canonical_hash(bench.preset), spec.seed)
+                                                tuning_hash(bench.preset), spec.seed)
                                for n in spec.methods if METHODS.entry(n).space()}
     # bench.preset: an adapter may fit the preset to its data (e.g. the image channels)
     return Opened(bench.preset, bench, Store(spec.cache, log=progress.log), base_model)

@@ -38,6 +38,14 @@ def board_of(bench: Any, targets: tuple[str, ...] | None) -> str:
     return board_label(bench.dataset, bench.grouping, targets, bench.preset.targets, bench.preset.queries.mode)
 
 
+def tuning_hash(preset: Any) -> str:
+    """What a tuning record is valid for: the preset, less the fields that only shape the noise ceiling and
+    the CIs (a board scored with --ceiling-seeds 2 uses the settings tuned without it)."""
+    from dataclasses import replace
+
+    return canonical_hash(replace(preset, ceiling_seeds=1, n_boot=0))
+
+
 def shipped_setting(entry: Entry, preset: Any) -> dict[str, Any]:
     """The values of the search-space keys the method runs with untuned on this preset."""
     fixed = {**entry.options, **preset.method_options.get(entry.name, {})}
@@ -153,7 +161,7 @@ def tune(spec: Any, budget: int = 8, tuning_dir: Path = Path("tuning")) -> list[
         tune_ctx = ctx.on_queries(tune_idx, "tune")  # the methods see the tuning queries only
         header = {"schema": SCHEMA, "board": board, "dataset": spec.dataset, "preset": opened.preset.name,
                   "grouping": opened.bench.grouping, "targets": list(spec.targets) if spec.targets else None,
-                  "seed": spec.seed, "config_hash": canonical_hash(opened.preset), "n_tune": int(len(tune_idx)),
+                  "seed": spec.seed, "config_hash": tuning_hash(opened.preset), "n_tune": int(len(tune_idx)),
                   "selection": "best tuning-split Top-1, then NDCG@3, then the earlier setting (shipped first)",
                   "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         for e in tunable:
