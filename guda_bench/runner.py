@@ -267,9 +267,9 @@ def open_benchmark(spec: RunSpec) -> Opened:
         from guda_bench.tuning import board_of, tuned_options, tuning_hash
 
         board = board_of(bench, spec.targets)
-        spec.tuned_settings = {n: tuned_options(METHODS.entry(n), board, spec.tuning_dir,
-                                                tuning_hash(bench.preset), spec.seed)
-                               for n in spec.methods if METHODS.entry(n).space()}
+        chosen = {n: tuned_options(METHODS.entry(n), board, spec.tuning_dir, tuning_hash(bench.preset), spec.seed)
+                  for n in spec.methods if METHODS.entry(n).space()}
+        spec.tuned_settings = {n: c for n, c in chosen.items() if c is not None}
     # bench.preset: an adapter may fit the preset to its data (e.g. the image channels)
     return Opened(bench.preset, bench, Store(spec.cache, log=progress.log), base_model)
 

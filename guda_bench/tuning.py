@@ -172,8 +172,9 @@ def tune(spec: Any, budget: int = 8, tuning_dir: Path = Path("tuning")) -> list[
     return records
 
 
-def tuned_options(entry: Entry, board: str, tuning_dir: Path, config_hash: str, seed: int) -> dict[str, Any]:
-    """The chosen setting of `entry` on `board` (for `run --tuned`), checked; one-line errors otherwise."""
+def tuned_options(entry: Entry, board: str, tuning_dir: Path, config_hash: str, seed: int) -> dict[str, Any] | None:
+    """The chosen setting of `entry` on `board` (for `run --tuned`), checked; one-line errors otherwise.
+    None for a method that was unavailable when tuned: its shipped row says why, and it gets no tuned row."""
     path = tuning_path(tuning_dir, board, entry.name)
     if not path.exists():
         raise BenchError(f"--tuned: {entry.name} was not tuned for {board} ({path} is missing; run guda-bench tune "
@@ -184,6 +185,8 @@ def tuned_options(entry: Entry, board: str, tuning_dir: Path, config_hash: str, 
         raise BenchError(f"--tuned: {path} is not valid JSON ({exc.msg})") from None
     if record.get("config_hash") != config_hash or record.get("seed") != seed:
         raise BenchError(f"--tuned: {path} was tuned for another preset configuration or seed (retune)")
+    if record.get("status") == "unavailable":
+        return None
     if record.get("status") != "ok" or record.get("chosen") is None:
         raise BenchError(f"--tuned: {path} has no chosen setting ({record.get('reason', record.get('status'))})")
     options = entry.check_options(record["chosen"], f"tuning file {path}:")

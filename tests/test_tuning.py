@@ -275,3 +275,18 @@ def test_a_published_board_says_how_far_tuning_moved_each_method(tuned: Path) ->
     summary = power.power_summary(board, None)  # each method counted once, as shipped
     assert not any(m.endswith("@tuned") for m in summary["top_methods"])
     assert json.loads(lb.sibling(path, "power.json").read_text())["tuning"] == tuning[0]
+
+
+def test_a_method_unavailable_when_tuned_keeps_its_reason_and_gets_no_tuned_row(
+        tuned: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GUDA_BENCH_CLIP_WEIGHTS", raising=False)
+    monkeypatch.setenv("HOME", str(tuned / "no-home"))  # no CLIP weights anywhere: clip is unavailable
+    tuning = tuned / "tuning-clip"
+    assert main(["tune", "--dataset", NAME, "--preset", "tiny", "--cache", str(tuned / "cache"), "--quiet",
+                 "--method", "clip", "--tuning-dir", str(tuning)]) == 0
+    assert json.loads((tuning / NAME / "clip.json").read_text())["status"] == "unavailable"
+    out = tuned / "run-clip"
+    assert main(["run", "--dataset", NAME, "--preset", "tiny", "--cache", str(tuned / "cache"), "--quiet",
+                 "--method", "clip,pixel-nn", "--tuned", "--tuning-dir", str(tuning), "--out", str(out)]) == 0
+    rows = {r["method"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
+    assert set(rows) == {"clip", "pixel-nn"} and rows["clip"]["status"] == "unavailable"
