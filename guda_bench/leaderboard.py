@@ -282,7 +282,7 @@ def ranking_agreement(board: pd.DataFrame) -> dict[str, Any] | None:
 
     fam = board["family"] if "family" in board else pd.Series([""] * len(board), index=board.index)
     rows = board[(board["status"] == "ok") & (board["kind"] != "ceiling") & (fam != "truth")
-                 & ~power.shipped_twin(board) & board["top1"].notna() & board["lds"].notna()]
+                 & ~power.tuned_rows(board) & board["top1"].notna() & board["lds"].notna()]
     if len(rows) < 3:
         return None
     tau, p = kendalltau(rows["top1"], rows["lds"])

@@ -101,7 +101,7 @@ def power_summary(board: pd.DataFrame, pair_rows: pd.DataFrame | None) -> dict[s
     nor the truth scored against itself."""
     ok = board[board["status"] == "ok"]
     family = ok["family"] if "family" in ok else pd.Series("", index=ok.index)
-    methods = ok[(ok["kind"] == "method") & (family != TRUTH) & ~shipped_twin(ok)].sort_values("top1", ascending=False)
+    methods = ok[(ok["kind"] == "method") & (family != TRUTH) & ~tuned_rows(ok)].sort_values("top1", ascending=False)
     ceiling = ok[ok["kind"] == "ceiling"]
     similarity = methods[family.loc[methods.index] == SIMILARITY]
     half = ((methods["top1_ci_high"] - methods["top1_ci_low"]) / 2).to_numpy(dtype=float)
@@ -123,9 +123,9 @@ def power_summary(board: pd.DataFrame, pair_rows: pd.DataFrame | None) -> dict[s
     return out
 
 
-def shipped_twin(board: pd.DataFrame) -> pd.Series:
-    """True for NAME@tuned rows: the power line and rank agreement count each method once, as shipped
-    (the tuning line compares each tuned row with its shipped twin)."""
+def tuned_rows(board: pd.DataFrame) -> pd.Series:
+    """True for NAME@tuned rows: the power line and rank agreement leave them out and count each method once,
+    as shipped (the tuning line compares each tuned row with its shipped twin)."""
     if "tuned" not in board:
         return pd.Series(False, index=board.index)
     return board["tuned"].astype(str).str.lower().eq("true")
@@ -133,8 +133,9 @@ def shipped_twin(board: pd.DataFrame) -> pd.Series:
 
 def tuning_line(board: pd.DataFrame, pair_rows: pd.DataFrame | None) -> str | None:
     """One line: how far tuning (on the tuning split) moved each method's test Top-1, paired and Holm-adjusted."""
-    tuned = board[shipped_twin(board) & (board["status"] == "ok")]
-    shipped = board[~shipped_twin(board) & (board["status"] == "ok")].set_index("method")
+    ok, is_tuned = board["status"] == "ok", tuned_rows(board)
+    tuned = board[is_tuned & ok]
+    shipped = board[~is_tuned & ok].set_index("method")
     top1 = pair_rows[pair_rows["metric"] == "top1"] if pair_rows is not None else None
     parts, budgets = [], sorted({int(b) for b in tuned.get("tuning_budget", pd.Series(dtype=float)).dropna()})
     for row in tuned.itertuples():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,6 @@ def board_of(bench: Any, targets: tuple[str, ...] | None) -> str:
 def tuning_hash(preset: Any) -> str:
     """What a tuning record is valid for: the preset, less the fields that only shape the noise ceiling and
     the CIs (a board scored with --ceiling-seeds 2 uses the settings tuned without it)."""
-    from dataclasses import replace
-
     return canonical_hash(replace(preset, ceiling_seeds=1, n_boot=0))
 
 
