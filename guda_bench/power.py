@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from guda_bench import metrics
+from guda_bench.results import TUNED_SUFFIX
 
 PAIR_METRICS = ("top1", "ndcg@3")
 ALPHA = 0.05
@@ -139,7 +140,7 @@ def tuning_line(board: pd.DataFrame, pair_rows: pd.DataFrame | None) -> str | No
     top1 = pair_rows[pair_rows["metric"] == "top1"] if pair_rows is not None else None
     parts, budgets = [], sorted({int(b) for b in tuned.get("tuning_budget", pd.Series(dtype=float)).dropna()})
     for row in tuned.itertuples():
-        name = str(row.method).removesuffix("@tuned")
+        name = str(row.method).removesuffix(TUNED_SUFFIX)
         if name not in shipped.index:
             continue
         before, after = float(shipped.loc[name, "top1"]), float(row.top1)

@@ -23,6 +23,7 @@ from guda_bench.store import atomic_write_bytes, atomic_write_text
 SCHEMA_VERSION = 1
 HEADLINE = ("top1", "ndcg@3", "mrr", "top3", "rbo", "spearman", "lds")  # lds: with --truth lds only
 TIMING = ("prepare_s", "score_s", "cost_s", "speedup")
+TUNED_SUFFIX = "@tuned"  # a method scored at its tuned setting is the row NAME@tuned, beside its shipped row NAME
 
 
 def _clean(value: Any) -> Any:

@@ -36,11 +36,10 @@ from guda_bench.method import KNOWN_REQUIREMENTS
 from guda_bench.precision import check_precision
 from guda_bench.provenance import environment
 from guda_bench.registry import DATASETS, METHODS
-from guda_bench.results import SCHEMA_VERSION, print_table, save_scores, write_run
+from guda_bench.results import SCHEMA_VERSION, TUNED_SUFFIX, print_table, save_scores, write_run
 from guda_bench.store import Store, atomic_write_bytes
 from guda_bench.targets import with_targets
 from guda_bench.text import QUERY_MODES
-from guda_bench.tuning import TUNED_SUFFIX
 
 
 @dataclass

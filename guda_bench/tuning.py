@@ -30,7 +30,6 @@ from guda_bench.options import shipped_value
 from guda_bench.registry import Entry
 from guda_bench.store import atomic_write_text
 
-TUNED_SUFFIX = "@tuned"
 SCHEMA = 1
 
 
