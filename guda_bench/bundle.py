@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from guda_bench.context import gold_of
 from guda_bench.errors import BenchError
 from guda_bench.leaderboard import load_run
 from guda_bench.runner import truth_hash
@@ -100,7 +101,9 @@ def import_bundle(bundle: Path, cache: Path) -> dict[str, Any]:
                 manifest = store.verify(folder)
                 if manifest is None or store.key(kind, manifest["spec"]) != key:
                     raise BenchError(f"refusing the bundle: {kind} entry {key[:12]} does not match its spec")
-        gold = np.load(tmp / "artefacts" / "logoa" / meta["artefacts"]["logoa"][0] / "logoa.npy")
+        n_truth = int(meta["run"].get("truth_seeds") or 1)  # the truth averages the first n studies
+        gold = gold_of([np.load(tmp / "artefacts" / "logoa" / key / "logoa.npy")
+                        for key in meta["artefacts"]["logoa"][:n_truth]])
         if truth_hash(gold, meta["artefacts"]["queries"][0]) != meta["truth_hash"]:
             raise BenchError("refusing the bundle: its LOGO scores do not hash to its truth hash")
         data_check = _check_benchmark(meta)

@@ -90,6 +90,9 @@ def add_benchmark_args(run: argparse.ArgumentParser) -> None:
                           "(default: torch's own choice)")
     run.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local instance)")
     run.add_argument("--quiet", action="store_true", help="no progress bars or table")
+    run.add_argument("--truth-seeds", type=positive_int, default=None, metavar="N",
+                     help="LOGO studies averaged into the ground truth (default: the preset's, 1); a noise "
+                          "ceiling then takes N more (--ceiling-seeds 2N)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_benchmark_args(run)
     run.add_argument("--out", type=Path, default=Path("runs/latest"), help="run folder to write")
     run.add_argument("--ceiling-seeds", type=positive_int, default=None,
-                     help="LOGO studies in all; >= 2 adds a noise-ceiling row (default: the preset's)")
+                     help="LOGO studies in all; more than --truth-seeds (2x) adds a noise-ceiling row "
+                          "(default: the preset's)")
     run.add_argument("--method-timeout", type=positive_float, default=None,
                      help="seconds a method may take (prepare + score) before its row is marked failed")
     run.add_argument("--option", action="append", default=[], type=method_option, metavar="METHOD.KEY=VALUE",
@@ -198,7 +202,7 @@ def run_spec(args: argparse.Namespace, **extra: Any) -> Any:
                    grouping=args.grouping, targets=parse_targets(args.targets), cache=cache_dir(args.cache),
                    seed=args.seed, device=args.device, quiet=args.quiet, data_root=args.data_root,
                    executor=args.executor, ray_address=args.ray_address, precision=args.precision,
-                   base_model=args.base_model, query_mode=args.query_mode, **extra)
+                   base_model=args.base_model, query_mode=args.query_mode, truth_seeds=args.truth_seeds, **extra)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -180,7 +180,10 @@ class Preset:
     anchor: AnchorConfig = field(default_factory=AnchorConfig)
     groups: tuple[int, ...] | None = None  # keep only these groups (None: all)
     per_group_limit: int | None = None  # cap training images per group (None: all)
-    ceiling_seeds: int = 1
+    ceiling_seeds: int = 1  # LOGO studies in all (the truth's, then the noise ceiling's)
+    # LOGO studies averaged into the ground truth (SPEC §2: when group effects are small, one study is
+    # mostly training noise); the noise ceiling is then as many further studies, averaged the same way
+    truth_seeds: int = added_knob(1)
     n_boot: int = 1000
     # per-method settings for this benchmark size (a user's --option overrides them), e.g. a smaller
     # TRAK projection on digits; recorded in every result row's settings

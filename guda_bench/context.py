@@ -34,6 +34,13 @@ from guda_bench.train import train_model
 from guda_bench.unlearn import unlearn_group
 
 CEILING_SEED_OFFSET = 1000  # seed of the i-th extra LOGO study = run seed + i * offset
+
+
+def gold_of(studies: list[np.ndarray]) -> np.ndarray:
+    """The ground truth from LOGOA matrices of independent LOGO studies: their mean (one study: itself, bit
+    for bit). Each study's full-model ELBO is a per-query constant, so averaging changes no ranking but the
+    counterfactual noise."""
+    return studies[0] if len(studies) == 1 else np.mean(np.stack(studies), axis=0)
 # what a query view (Context.on_queries) slices; everything else (models, truth, caches) it shares
 QUERY_FIELDS = ("queries_artefact", "queries", "query_ids", "query_index", "query_images", "query_prompts",
                 "query_second_prompts", "query_cond", "splits", "scorer")
@@ -325,6 +332,10 @@ class Context:
         seed = self.study_seed(study)
         return {"full": self.full.key, "queries": self.queries_artefact.key, "data": self.data_hash,
                 "model": self.preset.model, "recipe": self.preset.recipe, "elbo": self.preset.elbo, "seed": seed}
+
+    def gold(self) -> np.ndarray:
+        """The ground truth: LOGOA of study 0, or the mean over the preset's `truth_seeds` studies (SPEC §2)."""
+        return gold_of([self.logoa(s) for s in range(self.preset.truth_seeds)])
 
     def logoa(self, study: int = 0) -> np.ndarray:
         """LOGOA matrix of LOGO study `study` (0 = coupled to the full model; >0 = noise-ceiling seeds).

@@ -89,6 +89,8 @@ def board_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     common = {k: run.get(k) for k in ("dataset", "preset", "grouping", "seed", "ceiling_seeds", "n_test",
                                       "config_hash", "truth_hash", "data_hash", "created", "command")}
     common["command"] = clean_command(common.get("command"))
+    if (run.get("truth_seeds") or 1) > 1:  # a truth averaged over several LOGO studies (--truth-seeds)
+        common["truth_seeds"] = run["truth_seeds"]
     if run.get("ndcg_gain"):  # which NDCG@3 the ndcg@3 columns show (exp: CIFAR-10's, linear: UnlearnCanvas's)
         common["ndcg_gain"] = run["ndcg_gain"]
     common.update({k: prov.get(k) for k in ("guda_bench", "git_commit", "git_dirty", "device", "torch",

@@ -53,6 +53,7 @@ class RunSpec:
     cache: Path = Path(".guda-cache")
     seed: int = 0
     ceiling_seeds: int | None = None
+    truth_seeds: int | None = None  # LOGO studies averaged into the truth (--truth-seeds; None: the preset's)
     device: str = "cpu"
     quiet: bool = False
     method_timeout: float | None = None  # seconds per method (prepare + score); None: no limit
@@ -147,6 +148,29 @@ def truth_hash(gold: np.ndarray, queries_key: str) -> str:
     return canonical_hash({"gold": gold.tobytes().hex(), "queries": queries_key})
 
 
+def check_truth_seeds(preset: Any, explicit_studies: bool) -> Any:
+    """The truth averages `truth_seeds` LOGO studies; a noise ceiling must be built the same way (as many
+    further studies), or it would understate (fewer) or overstate (more) how far the truth agrees with itself."""
+    n, studies = preset.truth_seeds, preset.ceiling_seeds
+    if studies < n:
+        if explicit_studies:
+            raise BenchError(f"--ceiling-seeds {studies} is fewer LOGO studies than the truth averages "
+                             f"(--truth-seeds {n}): use --ceiling-seeds {n} (no ceiling) or {2 * n}")
+        return replace(preset, ceiling_seeds=n)
+    if n < studies < 2 * n:
+        raise BenchError(f"a noise ceiling for a truth of {n} LOGO seeds needs {n} more: --ceiling-seeds {2 * n} "
+                         f"(or {n} for no ceiling), not {studies}")
+    return preset
+
+
+def ceiling_reason(truth_seeds: int, studies: int) -> str:
+    """Which LOGO studies the noise-ceiling row compares (1-based seeds, as a reader counts them)."""
+    def seeds(a: int, b: int) -> str:
+        return f"seed {a}" if a == b else f"seeds {a}..{b}"
+    extra = "" if truth_seeds == 1 else " (means)"
+    return f"LOGO {seeds(truth_seeds + 1, studies)} vs {seeds(1, truth_seeds)}{extra}"
+
+
 def check_output_dir(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -233,6 +257,11 @@ def open_benchmark(spec: RunSpec) -> Opened:
         if spec.ceiling_seeds < 1:
             raise BenchError("--ceiling-seeds must be >= 1")
         preset = replace(preset, ceiling_seeds=spec.ceiling_seeds)
+    if spec.truth_seeds is not None:
+        if spec.truth_seeds < 1:
+            raise BenchError("--truth-seeds must be >= 1")
+        preset = replace(preset, truth_seeds=spec.truth_seeds)
+    preset = check_truth_seeds(preset, explicit_studies=spec.ceiling_seeds is not None)
     for name in spec.methods:
         METHODS.entry(name)
     for name in spec.method_options:
@@ -248,8 +277,8 @@ def open_benchmark(spec: RunSpec) -> Opened:
         spec.lds.check()
     elif spec.lds_ceiling:
         raise BenchError("--lds-ceiling needs --truth lds")
-    if spec.lds_ceiling and preset.ceiling_seeds < 2:
-        raise BenchError("--lds-ceiling fills the noise-ceiling row: add --ceiling-seeds 2")
+    if spec.lds_ceiling and preset.ceiling_seeds <= preset.truth_seeds:
+        raise BenchError(f"--lds-ceiling fills the noise-ceiling row: add --ceiling-seeds {2 * preset.truth_seeds}")
     if spec.targets is None and preset.targets:  # an UnlearnCanvas-shaped preset names its evaluated styles
         spec.targets = tuple(preset.targets)
     if spec.query_mode is not None:
@@ -293,7 +322,7 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
     t_start = time.perf_counter()
     _ = ctx.full_unet, ctx.queries  # the model under attribution and its queries: given to every method
     with ctx.stage() as truth_stage:
-        gold = ctx.logoa(0)
+        gold = ctx.gold()
     test = ctx.splits["test"]
     full_share = ctx.full_terms().mean(0) / ctx.full_terms().mean(0).sum()
     truth = truth_hash(gold, ctx.queries_artefact.key)
@@ -306,7 +335,8 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
             "grouping_params": bench.grouping_params or {"name": "class"},
             "targets": list(spec.targets) if spec.targets else None,
             "n_background": bench.n_background, "seed": spec.seed,
-            "ceiling_seeds": preset.ceiling_seeds, "device": spec.device, "precision": spec.precision,
+            "ceiling_seeds": preset.ceiling_seeds, "truth_seeds": preset.truth_seeds,
+            "device": spec.device, "precision": spec.precision,
             "base_model": {"path": str(ctx.base.folder), "fingerprint": ctx.base.fingerprint} if ctx.base else None,
             "n_groups": bench.n_groups, "groups": bench.group_names, "n_train": len(bench.images),
             "n_queries": len(ctx.queries), "n_test": len(test), "n_tune": len(ctx.splits["tune"]),
@@ -347,13 +377,13 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
             out["lds"] = metrics.summarize_values(lds.lds(scores)[test], n_boot=preset.n_boot, seed=spec.seed)
         return out
 
-    if preset.ceiling_seeds > 1:
-        extra = np.mean([ctx.logoa(s) for s in range(1, preset.ceiling_seeds)], axis=0)
+    if preset.ceiling_seeds > preset.truth_seeds:
+        extra = np.mean([ctx.logoa(s) for s in range(preset.truth_seeds, preset.ceiling_seeds)], axis=0)
         save_scores(spec.out, "_ceiling_logoa", extra)
         # LOGOA of another seed is not the LDS ceiling: that needs its own subset models (--lds-ceiling)
         row = {"method": "noise-ceiling", "kind": "ceiling", "status": "ok", "metrics": summarize(extra, False),
                "per_group": per_group(extra[test], gold[test], bench.group_names),
-               "reason": f"LOGO seeds 2..{preset.ceiling_seeds} vs seed 1"}
+               "reason": ceiling_reason(preset.truth_seeds, preset.ceiling_seeds)}
         if lds is not None and spec.lds_ceiling:
             with ctx.stage() as again:
                 second = lds_truth(ctx, spec.lds, study=1)

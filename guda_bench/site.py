@@ -79,8 +79,8 @@ def board_page(name: str, board: pd.DataFrame, power: str, plots: list[tuple[str
     head = "".join(f"<th class='{'l' if h in ('method', 'status', 'reason') else ''}'>{h}</th>" for h in heads)
     rows = "".join(_row(r) for _, r in board.iterrows())
     prov = {k: first.get(k) for k in ("dataset", "preset", "grouping", "n_test", "seed", "ceiling_seeds",
-                                      "truth_hash", "config_hash", "git_commit", "torch", "diffusers", "device",
-                                      "created")}
+                                      "truth_seeds", "truth_hash", "config_hash", "git_commit", "torch", "diffusers",
+                                      "device", "created")}
     prov_rows = "".join(f"<tr><td class='l'>{k}</td><td class='l'>{html.escape(str(v))}</td></tr>"
                         for k, v in prov.items() if not pd.isna(v))
     commands = sorted({str(c) for c in board["command"].dropna()}) if "command" in board else []

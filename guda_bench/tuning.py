@@ -152,7 +152,7 @@ def tune(spec: Any, budget: int = 8, tuning_dir: Path = Path("tuning")) -> list[
     records = []
     try:
         ctx = opened.context(spec, executor)
-        gold = ctx.logoa(0)
+        gold = ctx.gold()
         tune_idx = ctx.splits["tune"]
         gold_tune = gold[tune_idx].copy()  # the only gold the tuner sees
         del gold

@@ -15,8 +15,11 @@ if TYPE_CHECKING:
 
 @register_method("logo", description="leave-one-group-out retraining + ELBO difference (the ground truth itself)")
 class Logo(Method):
-    """LOGOA_k = ELBO(full) - ELBO(retrained without group k). Top-1 = 1 by construction: a sanity row
-    whose cost is the reference for every speedup."""
+    """LOGOA_k = ELBO(full) - ELBO(retrained without group k): ONE LOGO study, the first of the truth's.
+
+    With a one-study truth (the default) its Top-1 is 1 by construction: a sanity row. With `--truth-seeds N`
+    the truth is the mean of N studies and this row shows how far one retraining study agrees with it.
+    Either way its cost, one study, is the reference for every speedup."""
 
     requires = frozenset({"full_model", "train_images"})
     family = "truth"
