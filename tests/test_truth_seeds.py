@@ -49,6 +49,11 @@ def test_truth_is_the_mean_of_its_studies_and_the_ceiling_of_the_next(averaged: 
     expected = metrics.top1(studies[0][test], gold[test]).mean()
     assert rows["logo"]["metrics"]["top1"]["mean"] == pytest.approx(expected)
     np.testing.assert_array_equal(np.load(averaged / "run" / "scores" / "logo.npy"), studies[0])
+    # speedups divide one LOGO study's cost, not the whole truth's: comparable across truth sizes
+    assert res["truth"]["cost_s"] > res["truth"]["logo_study_cost_s"] > 0
+    assert rows["logo"]["speedup"] == pytest.approx(1.0, rel=0.1)
+    nn = rows["pixel-nn"]
+    assert nn["speedup"] == pytest.approx(res["truth"]["logo_study_cost_s"] / nn["cost_s"])
 
 
 def test_bundle_of_an_averaged_truth_verifies_on_a_fresh_cache(averaged: Path, tmp_path: Path,
