@@ -325,7 +325,8 @@ class Context:
 
     # ---- ground truth ------------------------------------------------------------------------------
     def study_seed(self, study: int) -> int:
-        """Training seed of truth study `study` (0: coupled to the full model; >0: the noise-ceiling seeds)."""
+        """Training seed of LOGO study `study` (0: coupled to the full model; then the truth's other studies,
+        then the noise ceiling's)."""
         return self.seed + study * CEILING_SEED_OFFSET
 
     def logoa_spec(self, study: int = 0) -> dict:
@@ -338,7 +339,8 @@ class Context:
         return gold_of([self.logoa(s) for s in range(self.preset.truth_seeds)])
 
     def logoa(self, study: int = 0) -> np.ndarray:
-        """LOGOA matrix of LOGO study `study` (0 = coupled to the full model; >0 = noise-ceiling seeds).
+        """LOGOA matrix of LOGO study `study` (0 = coupled to the full model; 1..truth_seeds-1 = the truth's
+        other studies; the rest = the noise ceiling's).
 
         Cached as its own artefact (its cost includes the LOGO trainings it used), so a ground-truth
         bundle can carry it to a machine that never trains the LOGO models.

@@ -382,7 +382,7 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
         return out
 
     if preset.ceiling_seeds > preset.truth_seeds:
-        extra = np.mean([ctx.logoa(s) for s in range(preset.truth_seeds, preset.ceiling_seeds)], axis=0)
+        extra = gold_of([ctx.logoa(s) for s in range(preset.truth_seeds, preset.ceiling_seeds)])  # as the truth
         save_scores(spec.out, "_ceiling_logoa", extra)
         # LOGOA of another seed is not the LDS ceiling: that needs its own subset models (--lds-ceiling)
         row = {"method": "noise-ceiling", "kind": "ceiling", "status": "ok", "metrics": summarize(extra, False),
