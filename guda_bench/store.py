@@ -126,6 +126,11 @@ class Store:
             if manifest is not None:
                 return Artefact(key, folder, manifest, built=False)
             folder.parent.mkdir(parents=True, exist_ok=True)
+            # a build killed hard (kill -9, power loss) leaves its temp folder; under the key's lock no other
+            # process is building this key, so any such folder is stale and only costs disk
+            for stale in folder.parent.glob(f".{key[:12]}.*"):
+                if stale.is_dir():
+                    shutil.rmtree(stale, ignore_errors=True)
             tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{key[:12]}."))
             try:
                 t0 = time.perf_counter()

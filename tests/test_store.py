@@ -153,6 +153,20 @@ def test_keyboard_interrupt_in_builder_leaves_nothing(tmp_path: Path) -> None:
     assert not kind.exists() or list(kind.iterdir()) == []
 
 
+def test_killed_build_leftover_removed_by_next_build(tmp_path: Path) -> None:
+    """kill -9 runs no cleanup: the next build of the same key removes the dead build's temp folder, and
+    leaves another key's temp folder (a build that may be running) alone."""
+    store = Store(tmp_path / "cache")
+    key, other = store.key("model", {"steps": 3}), store.key("model", {"steps": 4})
+    kind = tmp_path / "cache" / "model"
+    dead, running = kind / f".{key[:12]}.k1ll3d", kind / f".{other[:12]}.bu1ld"
+    for folder in (dead, running):
+        folder.mkdir(parents=True)
+        (folder / "half.bin").write_bytes(b"half")
+    assert store.get_or_build("model", {"steps": 3}, CountingBuilder()).built is True
+    assert leftovers(kind) == [running.name]
+
+
 def test_keys(tmp_path: Path) -> None:
     store = Store(tmp_path / "cache")
     spec = {"a": 1, "b": [1, 2], "c": {"x": 1.5, "y": "z"}}
