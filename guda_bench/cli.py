@@ -59,6 +59,11 @@ def method_option(text: str) -> tuple[str, str, str]:
     return name, key, value
 
 
+# the groupings of guda_bench.groupings (not imported here: it loads torch, and `--help` should be instant;
+# tests/test_groupings.py checks the two agree)
+GROUPING_NAMES = "class | owners | owners-sized | redundant | specialists | planted"
+
+
 def add_benchmark_args(run: argparse.ArgumentParser) -> None:
     """What `run` and `tune` share: which benchmark, where its cache is, how per-group jobs run."""
     run.add_argument("--method", default="all", help="'all' or a comma-separated list of method names")
@@ -69,7 +74,7 @@ def add_benchmark_args(run: argparse.ArgumentParser) -> None:
                      help="local diffusers pipeline folder for fine-tune presets (unlearncanvas sd15; default: "
                           "$GUDA_BENCH_BASE_MODEL)")
     run.add_argument("--grouping", default="class",
-                     help="class | owners | owners-sized | redundant | planted, with NAME:key=value,... parameters")
+                     help=f"{GROUPING_NAMES}, with NAME:key=value,... parameters (e.g. specialists:share=0.25)")
     run.add_argument("--targets", default=None, metavar="NAME,NAME,...",
                      help="score only these groups; the others stay in every model as background (e.g. 16 of "
                           "UnlearnCanvas's 60 styles, SPEC §7)")

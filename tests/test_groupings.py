@@ -143,3 +143,10 @@ def test_unknown_grouping_is_one_line_exit_2(tmp_path, capsys):
     code = main(["run", "--preset", "smoke", "--grouping", "onwers", "--out", str(tmp_path / "x"), "--quiet"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0 and "did you mean 'owners'" in err
+
+
+def test_cli_help_names_every_grouping():
+    from guda_bench.cli import GROUPING_NAMES
+    from guda_bench.groupings import DEFAULTS
+
+    assert GROUPING_NAMES.split(" | ") == list(DEFAULTS)
