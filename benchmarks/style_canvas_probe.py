@@ -1,14 +1,15 @@
 """Does a CPU recipe of style-canvas follow its prompts? (issue 16; the board is not published until it does)
 
-For each recipe variant (prediction type, training steps; a variant may also set `guidance`) this trains the full
-model of the `default` preset (cache: --cache), samples prompted queries in the target styles, and
-measures:
+For each recipe variant (prediction type, training steps, prompt dropout; a variant may also set
+`guidance`) this trains the full model of the `default` preset (cache: --cache), samples prompted
+queries in the target styles, and measures:
 - `style_agreement`: share of queries whose style a logistic-regression classifier (trained on the
   training images, all 24 styles) names as the prompted one (chance 1/24; on the training images a
   held-out split reaches ~0.85);
 - `prompt_gain[t]`: relative increase of the eps-MSE on training images of one target style when each
   image is conditioned on another style's prompt (0: the model ignores the prompt at that noise level).
-Writes a JSON (machine and wall times included).
+Writes a JSON (machine and wall times included) and a PNG of the queries; with --variant, only those rows
+are rerun and replaced in an existing JSON (their queries go to `<out>-rerun.png`).
 
     python benchmarks/style_canvas_probe.py --out benchmarks/style_canvas_probe.json
 """
