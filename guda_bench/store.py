@@ -128,10 +128,11 @@ class Store:
             folder.parent.mkdir(parents=True, exist_ok=True)
             # a build killed hard (kill -9, power loss) leaves its temp folder; under the key's lock no other
             # process is building this key, so any such folder is stale and only costs disk
-            for stale in folder.parent.glob(f".{key[:12]}.*"):
+            tmp_prefix = f".{key[:12]}."
+            for stale in folder.parent.glob(tmp_prefix + "*"):
                 if stale.is_dir():
                     shutil.rmtree(stale, ignore_errors=True)
-            tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{key[:12]}."))
+            tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=tmp_prefix))
             try:
                 t0 = time.perf_counter()
                 extra = build(tmp) or {}
