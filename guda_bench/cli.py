@@ -100,6 +100,20 @@ def add_benchmark_args(run: argparse.ArgumentParser) -> None:
                           "ceiling then takes N more (--ceiling-seeds 2N)")
 
 
+def add_truth_bundle_arg(parser: argparse.ArgumentParser, effect: str) -> None:
+    parser.add_argument("--truth-bundle", type=Path, default=None, metavar="FILE",
+                        help="a published ground-truth bundle (leaderboards/<board>.truth.tar.gz): verified and put "
+                             f"in the cache first, so {effect} without LOGO training")
+
+
+def import_truth_bundle(args: argparse.Namespace) -> None:
+    if args.truth_bundle is not None:
+        from guda_bench.bundle import import_bundle
+
+        info = import_bundle(args.truth_bundle, cache_dir(args.cache))
+        print(f"ground truth {info['truth_hash'][:12]} from {args.truth_bundle} ({info['data']})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="guda-bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -117,9 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tuned", action="store_true",
                      help="also score each tunable method at the setting `guda-bench tune` chose (rows NAME@tuned)")
     run.add_argument("--tuning-dir", type=Path, default=Path("tuning"), help="where tuning records are read")
-    run.add_argument("--truth-bundle", type=Path, default=None, metavar="FILE",
-                     help="a published ground-truth bundle (leaderboards/<board>.truth.tar.gz): verified and put in "
-                          "the cache first, so the run scores against that board's truth without LOGO training")
+    add_truth_bundle_arg(run, "the run scores against that board's truth")
     run.add_argument("--truth", default="logo", choices=["logo", "lds"],
                      help="lds: also the group LDS truth (random group subsets, one model each): every row gains "
                           "LDS columns; Top-1 and the rest stay LOGO's (SPEC §10)")
@@ -134,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--budget", type=positive_int, default=8, help="settings per method (the same for all)")
     tune.add_argument("--tuning-dir", type=Path, default=Path("tuning"),
                       help="where tuning/<board>/<method>.json records are written")
+    add_truth_bundle_arg(tune, "the settings are tuned against that board's truth (its tuning split)")
     sub.add_parser("list", help="registered methods and datasets, and whether each can run here")
     chk = sub.add_parser("check", help="run the method contract on a tiny built-in benchmark (for plugin authors)")
     chk.add_argument("name", help="method name (a plugin's, once installed)")
@@ -214,12 +227,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from guda_bench.lds import LdsConfig
     from guda_bench.runner import run
 
-    if args.truth_bundle is not None:
-        from guda_bench.bundle import import_bundle
-
-        info = import_bundle(args.truth_bundle, cache_dir(args.cache))
-        print(f"ground truth {info['truth_hash'][:12]} from {args.truth_bundle} ({info['data']})")
-
+    import_truth_bundle(args)
     spec = run_spec(args, command=args.command_line, out=args.out, ceiling_seeds=args.ceiling_seeds,
                     method_timeout=args.method_timeout, method_options=collect_options(args.option), tuned=args.tuned,
                     tuning_dir=args.tuning_dir, truth=args.truth,
@@ -235,6 +243,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     from guda_bench.tuning import summary_table, tune
 
+    import_truth_bundle(args)
     records = tune(run_spec(args), budget=args.budget, tuning_dir=args.tuning_dir)
     if not args.quiet:
         Console(width=160).print(summary_table(records))

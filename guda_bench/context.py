@@ -2,7 +2,9 @@
 
 Every expensive artefact comes through the store. When a stage obtains an artefact that was built
 earlier (in this run or a previous one), the artefact's recorded compute seconds are charged to the
-stage, so a method's cost is the same on a cold and on a warm run.
+stage, so a method's cost is the same on a cold and on a warm run. A stage also lists the artefacts it
+used and what each cost (`used`), so work shared by several stages (a tuning's settings reusing one
+feature build) can be counted once.
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ class Context:
         self.base = base_model
         self.scheduler = self.base.scheduler() if self.base else build_scheduler(self.preset.recipe)
         self.data_hash = bench.data_hash()
-        self._stage: dict[str, float] | None = None
+        self._stage: dict | None = None
+        self._depth = 0  # how many artefact builds the current fetch is nested in
         self._terms: dict[str, np.ndarray] = {}
         self.query_view: tuple[np.ndarray, str] | None = None  # (indices, name) when this is a query view
 
@@ -96,17 +99,19 @@ class Context:
 
     # ---- cost ledger -------------------------------------------------------------------------------
     @contextmanager
-    def stage(self) -> Iterator[dict[str, float]]:
-        """Time a stage: yields a dict that ends with wall seconds and compute cost (incl. cached work)."""
-        record = {"wall_s": 0.0, "cached_cost_s": 0.0}
+    def stage(self) -> Iterator[dict]:
+        """Time a stage: yields a dict that ends with wall seconds and compute cost (incl. cached work), and
+        `used`: {artefact key: its cost} for the artefacts the stage built itself or was charged for."""
+        record: dict = {"wall_s": 0.0, "cached_cost_s": 0.0, "used": {}}
         outer, self._stage = self._stage, record
+        outer_depth, self._depth = self._depth, 0
         t0 = time.perf_counter()
         try:
             yield record
         finally:
             record["wall_s"] = time.perf_counter() - t0
             record["cost_s"] = record["wall_s"] + record["cached_cost_s"]
-            self._stage = outer
+            self._stage, self._depth = outer, outer_depth
 
     def fetch(self, kind: str, spec: dict, build: Callable[[Path], dict | None], charge: bool = True) -> Artefact:
         if self.precision != "fp32":
@@ -117,9 +122,23 @@ class Context:
                 with autocast(self.device, self.precision):
                     return inner(folder)
 
+        outer_build = build
+
+        def build(folder: Path) -> dict | None:
+            self._depth += 1
+            try:
+                return outer_build(folder)
+            finally:
+                self._depth -= 1
+
+        depth = self._depth
         art = self.store.get_or_build(kind, spec, build)
-        if charge and not art.built and self._stage is not None:
-            self._stage["cached_cost_s"] += art.cost_s
+        if charge and self._stage is not None:
+            if not art.built:
+                self._stage["cached_cost_s"] += art.cost_s
+                self._stage["used"][art.key] = art.cost_s
+            elif depth == 0:  # built by this stage (an artefact built inside another is part of that one's cost)
+                self._stage["used"][art.key] = art.cost_s
         return art
 
     # ---- models ------------------------------------------------------------------------------------

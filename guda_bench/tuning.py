@@ -9,6 +9,10 @@ before any metric is computed, so test-split gold cannot steer a choice. The bes
 tuning Top-1 wins (NDCG@3 breaks ties, then the earlier setting, so the shipped one wins a tie). Each
 setting's scores are a cache entry (a killed tuning resumes), and the per-method record is rewritten
 atomically after every setting to `tuning/<board>/<method>.json`; `guda-bench run --tuned` reads it.
+
+A method's tuning cost counts shared work once: each setting records the artefacts it used (e.g. TRAK's
+training-gradient features, the same for every regularisation strength), and `tuning_cost_s` is every
+setting's own work plus each artefact used, once. A setting's `cost_s` is what it would cost alone.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from guda_bench.options import shipped_value
 from guda_bench.registry import Entry
 from guda_bench.store import atomic_write_text
 
-SCHEMA = 1
+SCHEMA = 2  # 2: tuning_cost_s counts artefacts shared by settings once (1 counted them per setting)
 
 
 def board_of(bench: Any, targets: tuple[str, ...] | None) -> str:
@@ -94,12 +98,24 @@ def score_setting(ctx: Any, entry: Entry, options: dict[str, Any], preset: Any,
         if scores.shape != (len(ctx.queries), ctx.bench.n_groups) or not np.isfinite(scores).all():
             raise ValueError(f"scores of shape {scores.shape} (finite: {bool(np.isfinite(scores).all())})")
         np.save(folder / "scores.npy", scores)
-        return {"cost_s": st["cost_s"]}
+        return {"cost_s": st["cost_s"], "used": st["used"]}
 
     art = ctx.fetch("tuning-scores", spec, build, charge=False)
     scores = np.load(art.path / "scores.npy")
     per_q = metrics.per_query_metrics(scores, gold_tune)
-    return {"tune": {m: float(v.mean()) for m, v in per_q.items()}, "cost_s": float(art.cost_s)}
+    return {"tune": {m: float(v.mean()) for m, v in per_q.items()}, "cost_s": float(art.cost_s),
+            "used": art.manifest.get("used", {})}
+
+
+def tuning_cost(settings: list[dict[str, Any]]) -> float:
+    """Compute seconds of a tuning: each setting's own work, plus every artefact the settings used, once."""
+    shared: dict[str, float] = {}
+    own = 0.0
+    for s in settings:
+        used = s.get("used", {})
+        own += max(s.get("cost_s", 0.0) - sum(used.values()), 0.0)
+        shared.update(used)
+    return own + sum(shared.values())
 
 
 def tune_method(ctx: Any, entry: Entry, preset: Any, gold_tune: np.ndarray, budget: int, seed: int, out: Path,
@@ -123,7 +139,7 @@ def tune_method(ctx: Any, entry: Entry, preset: Any, gold_tune: np.ndarray, budg
             record["settings"].append(row)
             best = choose(record["settings"])
             record.update(chosen_index=best, chosen=record["settings"][best]["options"] if best is not None else None,
-                          tuning_cost_s=sum(s.get("cost_s", 0.0) for s in record["settings"]))
+                          tuning_cost_s=tuning_cost(record["settings"]))
             atomic_write_text(out, json.dumps(record, indent=1))
             advance(1)
     if record["status"] == "ok" and record.get("chosen") is None:

@@ -227,6 +227,21 @@ def test_a_published_truth_bundle_lets_a_new_method_join_a_copy_of_the_board(run
     assert ((pairs["a"] == "pixel-nn") | (pairs["b"] == "pixel-nn")).any()
 
 
+def test_a_method_is_tuned_against_a_published_truth_bundle_without_logo_training(runs, tmp_path, capsys):
+    """A plugin author tunes on a board's tuning split from its bundle alone: no LOGO model is trained."""
+    import json
+
+    bundle = tmp_path / f"{NAME}.truth.tar.gz"
+    assert main(["bundle", "export", str(runs / "a"), str(bundle), "--cache", str(runs / "cache")]) == 0
+    fresh = tmp_path / "fresh"
+    assert main(["tune", "--dataset", NAME, "--preset", "tiny", "--cache", str(fresh), "--quiet", "--method", "trak",
+                 "--budget", "2", "--truth-bundle", str(bundle), "--tuning-dir", str(tmp_path / "tuning")]) == 0
+    assert "from" in capsys.readouterr().out
+    assert len(list((fresh / "model").iterdir())) == 1  # the bundle's full model, nothing retrained
+    record = json.loads((tmp_path / "tuning" / NAME / "trak.json").read_text())
+    assert record["status"] == "ok" and len(record["settings"]) == 2
+
+
 def test_boards_carry_no_machine_paths():
     from pathlib import Path
 

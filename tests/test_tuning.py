@@ -12,6 +12,7 @@ from guda_bench.cli import main
 from guda_bench.errors import BenchError
 from guda_bench.options import Option, check_options
 from guda_bench.registry import METHODS
+from guda_bench.tuning import tuning_cost
 from tests.test_cli_errors import assert_nothing_trained, base_args, one_error_line
 from tests.tiny_dataset import NAME, register
 
@@ -144,9 +145,29 @@ def test_tune_writes_one_record_per_tunable_method(tuned: Path) -> None:
     rec = json.loads((board / "guda.json").read_text())
     assert rec["budget"] == 3 and len(rec["settings"]) == 3 and rec["settings"][0]["shipped"]
     assert rec["status"] == "ok" and rec["chosen"] == rec["settings"][rec["chosen_index"]]["options"]
-    assert rec["tuning_cost_s"] == pytest.approx(sum(s["cost_s"] for s in rec["settings"]))
+    assert rec["schema"] == 2 and rec["tuning_cost_s"] == pytest.approx(tuning_cost(rec["settings"]))
+    assert all(s["used"] for s in rec["settings"])  # each setting names the artefacts it used
     assert all(0 <= s["tune"]["top1"] <= 1 for s in rec["settings"])
     assert rec["n_tune"] == 4 and "tuning-split" in rec["selection"]
+
+
+def test_a_tuning_counts_work_its_settings_share_once(tuned: Path) -> None:
+    """TRAK's settings reuse one training-feature build: the tuning cost counts it once, not per setting."""
+    rec = json.loads((tuned / "tuning" / NAME / "trak.json").read_text())
+    sets = rec["settings"]
+    shared = set.intersection(*(set(s["used"]) for s in sets))
+    assert shared  # the features every setting used
+    alone = sum(s["cost_s"] for s in sets)
+    once = sum(sets[0]["used"][k] for k in shared)
+    assert rec["tuning_cost_s"] == pytest.approx(alone - (len(sets) - 1) * once)
+    assert max(s["cost_s"] for s in sets) <= rec["tuning_cost_s"] < alone
+
+
+def test_tuning_cost_is_own_work_plus_each_used_artefact_once() -> None:
+    settings = [{"cost_s": 10.0, "used": {"feat": 8.0}}, {"cost_s": 9.0, "used": {"feat": 8.0}},
+                {"cost_s": 5.0, "used": {"other": 4.0}}, {"cost_s": 3.0}]  # a schema-1 setting: all its own
+    assert tuning_cost(settings) == pytest.approx((2 + 1 + 1 + 3) + 8 + 4)
+    assert tuning_cost([]) == 0.0
 
 
 def test_rerunning_tune_is_served_from_the_cache(tuned: Path) -> None:
