@@ -16,6 +16,10 @@ each of these makes "looks like" and "was caused by" come apart in a different w
   ``share`` of its images) and a *generalist* owner holding the rest of it together with the bulk of
   ``per_generalist - 1`` other classes. Mean similarity favours the pure specialist; removing the
   generalist removes most of the mode, so influence should favour it (the big catalogue vs the niche).
+  With ``pick=typical`` the specialist holds the class's most typical images (nearest the class's pixel
+  mean) instead of a random share: the stock library of canonical examples. A nearest-neighbour search then
+  tends to land in the specialist (typical images are near everything), while the generalist still holds
+  most of the class.
 - ``planted``: ``n_planted`` training images, each copied ``copies`` times with small Gaussian
   perturbations into a group of another class; the queries are generated near those images (SDEdit
   from the source image at ``query_t``), so the copies, not the look-alike class, may cause them.
@@ -43,7 +47,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "owners": {"n": 10, "alpha": 1.0, "seed": 0},
     "owners-sized": {"n": 10, "alpha": 10.0, "size_spread": 20.0, "seed": 0},
     "redundant": {"base": "class", "pairs": 3, "n": 10, "alpha": 1.0, "seed": 0},
-    "specialists": {"share": 0.25, "per_generalist": 2, "seed": 0},
+    "specialists": {"share": 0.25, "per_generalist": 2, "pick": "random", "seed": 0},
     "planted": {"n_planted": 10, "copies": 15, "sigma": 0.05, "query_t": 300, "seed": 0},
 }
 DESCRIPTIONS = {
@@ -104,6 +108,8 @@ def _check(name: str, p: dict[str, Any]) -> None:
     for key, ok, why in rules:
         if key in p and not ok(p[key]):
             raise BenchError(f"grouping {name!r}: {key}={p[key]} {why}")
+    if name == "specialists" and p["pick"] not in ("random", "typical"):
+        raise BenchError(f"grouping 'specialists': pick={p['pick']!r} must be 'random' or 'typical'")
     if name == "redundant" and p["base"] not in ("class", "owners"):
         raise BenchError(f"grouping 'redundant': base={p['base']!r} must be 'class' or 'owners'")
     if name == "redundant" and p["base"] == "owners" and p["n"] - p["pairs"] < max(p["pairs"], 2):
@@ -190,6 +196,10 @@ def specialists(bench: Benchmark, p: dict[str, Any]) -> Benchmark:
     owner = np.empty(len(bench.labels), dtype=np.int64)
     for rank, c_index in enumerate(order):
         idx = rng.permutation(np.flatnonzero(bench.labels == classes[c_index]))
+        if p["pick"] == "typical":  # nearest the class's pixel mean first (stable: ties keep the draw's order)
+            flat = bench.images[idx].reshape(len(idx), -1).double()
+            distance = (flat - flat.mean(0)).norm(dim=1).numpy()
+            idx = idx[np.argsort(distance, kind="stable")]
         n_spec = int(round(p["share"] * len(idx)))
         if not 1 <= n_spec < len(idx):
             raise BenchError(f"grouping 'specialists': share={p['share']} leaves class {classes[c_index]} "

@@ -84,6 +84,22 @@ def test_specialists_split_each_class_into_a_pure_small_owner_and_a_generalist(b
         apply_grouping(bench, parse_grouping("specialists:share=0.01"))
 
 
+def test_typical_specialists_hold_the_images_nearest_their_class_mean(bench):
+    x = apply_grouping(bench, parse_grouping("specialists:pick=typical"))
+    random = apply_grouping(bench, parse_grouping("specialists"))
+    assert x.grouping == "specialists-picktypical" and random.grouping == "specialists"
+    assert x.data_hash() != random.data_hash()
+    for c in range(6):
+        cls = x.labels == c
+        flat = x.images[cls].reshape(int(cls.sum()), -1).double()
+        distance = (flat - flat.mean(0)).norm(dim=1).numpy()
+        spec = x.group_of[cls] == x.group_names.index(f"specialist-{c}")
+        assert spec.sum() == 3 and distance[spec].max() <= distance[~spec].min()  # the most typical three
+    assert np.array_equal(np.bincount(x.group_of), np.bincount(random.group_of))  # same owners, same sizes
+    with pytest.raises(BenchError, match="pick='odd'"):
+        parse_grouping("specialists:pick=odd")
+
+
 @pytest.mark.parametrize("spec, n_base, twins", [
     ("redundant:base=owners,n=5,pairs=2", 3, ["owner-00-copy", "owner-01-copy"]),
     ("redundant:pairs=2", 6, ["0-copy", "1-copy"]),
