@@ -111,6 +111,7 @@ def board_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         row["tuned"] = bool(tuning)  # a NAME@tuned row: the setting `guda-bench tune` chose on the tuning split
         row["tuning_budget"] = tuning.get("budget")
         row["tuning_cost_s"] = tuning.get("tuning_cost_s")
+        row["tuning_at_edge"] = ",".join(tuning.get("at_edge", [])) if tuning else ""
         row.update(common)
         rows.append(row)
     return rows

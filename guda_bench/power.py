@@ -148,7 +148,9 @@ def tuning_line(board: pd.DataFrame, pair_rows: pd.DataFrame | None) -> str | No
         if top1 is not None:
             pair = top1[top1["a"].isin([name, row.method]) & top1["b"].isin([name, row.method])]
             mark = "" if not len(pair) else (" *" if float(pair["p_holm"].iloc[0]) < 0.05 else " ns")
-        parts.append(f"{name} {before:.3f}->{after:.3f} ({after - before:+.3f}{mark})")
+        edge = getattr(row, "tuning_at_edge", "")
+        edge = f", {edge.replace(',', '/')} at grid edge" if isinstance(edge, str) and edge else ""
+        parts.append(f"{name} {before:.3f}->{after:.3f} ({after - before:+.3f}{mark}{edge})")
     if not parts:
         return None
     budget = "/".join(map(str, budgets)) or "?"

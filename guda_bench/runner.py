@@ -413,7 +413,7 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
                                "source": entry.source, "description": entry.description}
         if tuning is not None:
             row["tuning"] = {k: tuning[k] for k in ("budget", "tuning_cost_s", "chosen_index", "n_settings",
-                                                    "tune_top1")}
+                                                    "tune_top1", "at_edge")}
         try:
             method = entry.create(options)
             missing = set(method.requires) - KNOWN_REQUIREMENTS

@@ -71,6 +71,19 @@ def candidates(entry: Entry, preset: Any, budget: int, seed: int) -> list[dict[s
     return [shipped, *rest]
 
 
+def at_edge(space: dict[str, Any], chosen: dict[str, Any] | None) -> list[str]:
+    """Keys whose chosen value is the smallest or largest of 3+ numeric candidates: the best setting may
+    lie beyond the space, so the tuned row is a lower bound on what the method can do there."""
+    keys = []
+    for key, values in space.items():
+        numeric = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        if chosen is None or key not in chosen or len(numeric) < 3 or len(numeric) != len(values):
+            continue
+        if chosen[key] in (min(numeric), max(numeric)):
+            keys.append(key)
+    return keys
+
+
 def tuning_path(tuning_dir: Path, board: str, method: str) -> Path:
     return Path(tuning_dir) / board / f"{method}.json"
 
@@ -138,7 +151,8 @@ def tune_method(ctx: Any, entry: Entry, preset: Any, gold_tune: np.ndarray, budg
                 row.update(status="failed", reason=home_relative(f"{type(exc).__name__}: {exc}"))
             record["settings"].append(row)
             best = choose(record["settings"])
-            record.update(chosen_index=best, chosen=record["settings"][best]["options"] if best is not None else None,
+            chosen = record["settings"][best]["options"] if best is not None else None
+            record.update(chosen_index=best, chosen=chosen, at_edge=at_edge(record["space"], chosen),
                           tuning_cost_s=tuning_cost(record["settings"]))
             atomic_write_text(out, json.dumps(record, indent=1))
             advance(1)
@@ -206,14 +220,16 @@ def tuned_options(entry: Entry, board: str, tuning_dir: Path, config_hash: str, 
     options = entry.check_options(record["chosen"], f"tuning file {path}:")
     return {"options": options, "budget": record["budget"], "tuning_cost_s": record["tuning_cost_s"],
             "chosen_index": record["chosen_index"], "n_settings": len(record["settings"]),
-            "tune_top1": record["settings"][record["chosen_index"]]["tune"]["top1"], "file": str(path)}
+            "tune_top1": record["settings"][record["chosen_index"]]["tune"]["top1"], "file": str(path),
+            "at_edge": record.get("at_edge", at_edge(record.get("space", {}), record["chosen"]))}
 
 
 def summary_table(records: list[dict[str, Any]]) -> Any:
     from rich.table import Table
 
     table = Table(title="tuning (scored on the tuning split only)")
-    for col in ("method", "settings", "shipped tune Top-1", "best tune Top-1", "chosen", "cost s", "status"):
+    for col in ("method", "settings", "shipped tune Top-1", "best tune Top-1", "chosen", "at grid edge", "cost s",
+                "status"):
         table.add_column(col)
     for r in records:
         sets = r["settings"]
@@ -222,5 +238,6 @@ def summary_table(records: list[dict[str, Any]]) -> Any:
         table.add_row(r["method"], str(len(sets)), "-" if shipped is None else f"{shipped:.3f}",
                       "-" if best is None else f"{best:.3f}",
                       "shipped" if r.get("chosen_index") == 0 else json.dumps(r.get("chosen")),
+                      ", ".join(r.get("at_edge", [])) or "-",
                       f"{r.get('tuning_cost_s', 0):.1f}", r["status"] + (f": {r['reason']}" if r.get("reason") else ""))
     return table

@@ -12,7 +12,7 @@ from guda_bench.cli import main
 from guda_bench.errors import BenchError
 from guda_bench.options import Option, check_options
 from guda_bench.registry import METHODS
-from guda_bench.tuning import tuning_cost
+from guda_bench.tuning import at_edge, tuning_cost
 from tests.test_cli_errors import assert_nothing_trained, base_args, one_error_line
 from tests.tiny_dataset import NAME, register
 
@@ -170,6 +170,14 @@ def test_tuning_cost_is_own_work_plus_each_used_artefact_once() -> None:
     assert tuning_cost([]) == 0.0
 
 
+def test_a_choice_at_the_edge_of_its_grid_is_flagged() -> None:
+    space = {"steps": [10, 20, 40], "lr": [1e-4, 3e-4, 1e-3], "aggregate": ["sum", "mean"], "k": [1, 3],
+             "flag": [True, False]}
+    assert at_edge(space, {"steps": 40, "lr": 3e-4, "aggregate": "sum", "k": 3, "flag": True}) == ["steps"]
+    assert at_edge(space, {"steps": 20, "lr": 1e-4, "aggregate": "mean", "k": 1, "flag": False}) == ["lr"]
+    assert at_edge(space, {"steps": 20, "lr": 3e-4}) == [] and at_edge(space, None) == []
+
+
 def test_rerunning_tune_is_served_from_the_cache(tuned: Path) -> None:
     before = {p: p.stat().st_mtime for p in (tuned / "cache" / "tuning-scores").iterdir()}
     assert main(tune_args(tuned, tuned / "tuning-again")) == 0
@@ -208,6 +216,7 @@ def test_run_tuned_adds_tuned_rows_with_their_settings_budget_and_cost(tuned: Pa
     t = rows["guda@tuned"]
     assert t["status"] == "ok" and t["tuning"]["budget"] == 3
     assert t["tuning"]["tuning_cost_s"] == pytest.approx(rec["tuning_cost_s"])
+    assert t["tuning"]["at_edge"] == rec["at_edge"] == at_edge(rec["space"], rec["chosen"])
     for key, value in rec["chosen"].items():
         assert t["settings"][key] == pytest.approx(value)
     assert t["tune_top1"] == pytest.approx(rec["settings"][rec["chosen_index"]]["tune"]["top1"])
@@ -293,6 +302,11 @@ def test_a_published_board_says_how_far_tuning_moved_each_method(tuned: Path) ->
         before = float(board.loc[board["method"] == name, "top1"].iloc[0])
         after = float(board.loc[board["method"] == f"{name}@tuned", "top1"].iloc[0])
         assert f"{name} {before:.3f}->{after:.3f} ({after - before:+.3f} " in tuning[0]
+        edge = board.loc[board["method"] == f"{name}@tuned", "tuning_at_edge"].fillna("").iloc[0]
+        rec = json.loads((tuned / "tuning" / NAME / f"{name}.json").read_text())
+        assert edge == ",".join(rec["at_edge"])
+        part = next(x for x in tuning[0].split(": ", 1)[1].split("; ") if x.startswith(f"{name} "))
+        assert part.endswith(f"{edge.replace(',', '/')} at grid edge)") if edge else "edge" not in part
     summary = power.power_summary(board, None)  # each method counted once, as shipped
     assert not any(m.endswith("@tuned") for m in summary["top_methods"])
     assert json.loads(lb.sibling(path, "power.json").read_text())["tuning"] == tuning[0]
