@@ -17,8 +17,8 @@ each of these makes "looks like" and "was caused by" come apart in a different w
   ``per_generalist - 1`` other classes. Mean similarity favours the pure specialist; removing the
   generalist removes most of the mode, so influence should favour it (the big catalogue vs the niche).
   With ``pick=typical`` the specialist holds the class's most typical images (nearest the class's pixel
-  mean) instead of a random share: the stock library of canonical examples. A nearest-neighbour search then
-  tends to land in the specialist (typical images are near everything), while the generalist still holds
+  mean) instead of a random share: the stock library of canonical examples. A nearest-neighbour search is then
+  expected to land in the specialist (typical images are near everything), while the generalist still holds
   most of the class.
 - ``planted``: ``n_planted`` training images, each copied ``copies`` times with small Gaussian
   perturbations into a group of another class; the queries are generated near those images (SDEdit
