@@ -221,7 +221,7 @@ def tuned_options(entry: Entry, board: str, tuning_dir: Path, config_hash: str, 
     return {"options": options, "budget": record["budget"], "tuning_cost_s": record["tuning_cost_s"],
             "chosen_index": record["chosen_index"], "n_settings": len(record["settings"]),
             "tune_top1": record["settings"][record["chosen_index"]]["tune"]["top1"], "file": str(path),
-            "at_edge": record.get("at_edge", at_edge(record.get("space", {}), record["chosen"]))}
+            "at_edge": at_edge(record.get("space", {}), record["chosen"])}  # derived: older records lack it
 
 
 def summary_table(records: list[dict[str, Any]]) -> Any:
