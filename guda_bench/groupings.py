@@ -97,6 +97,16 @@ def parse_grouping(text: str) -> GroupingSpec:
     return GroupingSpec(name, params)
 
 
+def recorded_grouping(params: dict[str, Any]) -> GroupingSpec:
+    """The GroupingSpec of a results.json ``grouping_params`` block. Parameters added after the run was recorded
+    take their defaults, which reproduce what that run did (e.g. ``pick=random`` for older specialists runs)."""
+    params = dict(params)
+    name = params.pop("name")
+    if name not in DEFAULTS:
+        raise BenchError(f"recorded grouping {name!r} is unknown to this guda-bench (known: {', '.join(DEFAULTS)})")
+    return GroupingSpec(name, {**DEFAULTS[name], **params})
+
+
 def _check(name: str, p: dict[str, Any]) -> None:
     rules = [("n", lambda v: v >= 2, "must be >= 2"), ("alpha", lambda v: v > 0, "must be > 0"),
              ("size_spread", lambda v: v >= 1, "must be >= 1"), ("pairs", lambda v: v >= 1, "must be >= 1"),

@@ -30,7 +30,7 @@ from guda_bench.config import canonical_hash
 from guda_bench.context import Context, gold_of
 from guda_bench.errors import BenchError, Unavailable
 from guda_bench.executor import make_executor
-from guda_bench.groupings import GroupingSpec, apply_grouping, parse_grouping
+from guda_bench.groupings import apply_grouping, parse_grouping, recorded_grouping
 from guda_bench.lds import LdsConfig, draw_subsets, lds_truth, size_share, spearman_rows
 from guda_bench.method import KNOWN_REQUIREMENTS
 from guda_bench.precision import check_precision
@@ -130,9 +130,9 @@ def time_limit(seconds: float | None) -> Iterator[None]:
 def benchmark_of(run: dict[str, Any]) -> Benchmark:
     """Rebuild a finished run's training data (adapter, preset, grouping, targets) from its results.json "run"
     block."""
-    params = dict(run.get("grouping_params") or {"name": "class"})
+    spec = recorded_grouping(run.get("grouping_params") or {"name": "class"})
     adapter = make_adapter(run["dataset"], run.get("data_root"))
-    bench = apply_grouping(adapter.load(adapter.preset(run["preset"])), GroupingSpec(params.pop("name"), params))
+    bench = apply_grouping(adapter.load(adapter.preset(run["preset"])), spec)
     return with_targets(bench, tuple(run["targets"]) if run.get("targets") else None)
 
 

@@ -9,7 +9,7 @@ import torch
 from guda_bench.benchmark import Benchmark
 from guda_bench.cli import main
 from guda_bench.errors import BenchError
-from guda_bench.groupings import apply_grouping, parse_grouping
+from guda_bench.groupings import apply_grouping, parse_grouping, recorded_grouping
 from tests.conftest import tiny_preset
 from tests.tiny_dataset import register
 
@@ -166,3 +166,13 @@ def test_cli_help_names_every_grouping():
     from guda_bench.groupings import DEFAULTS
 
     assert GROUPING_NAMES.split(" | ") == list(DEFAULTS)
+
+
+def test_recorded_grouping_fills_parameters_added_after_the_run():
+    """A board recorded before `pick` existed (its bundle too) rebuilds the same benchmark and label."""
+    old = {"name": "specialists", "share": 0.25, "per_generalist": 2, "seed": 0}
+    assert recorded_grouping(old) == parse_grouping("specialists")
+    assert recorded_grouping(old).label == "specialists"
+    assert recorded_grouping({"name": "owners", "n": 6}).label == "owners-n6"
+    with pytest.raises(BenchError, match="unknown"):
+        recorded_grouping({"name": "nosuch"})
