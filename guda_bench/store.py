@@ -28,6 +28,18 @@ from guda_bench.config import canonical_hash, to_jsonable
 MANIFEST = "manifest.json"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _plain_mode(path: Path, folder: bool = False) -> None:
+    """Give a temporary file or folder the mode a plain open()/mkdir() would (tempfile makes them owner-only),
+    so a cache shared by a lab's users and the files it publishes stay readable by the others."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~_umask())
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -45,6 +57,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        _plain_mode(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -58,6 +71,7 @@ def atomic_write_bytes(path: Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        _plain_mode(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -134,6 +148,7 @@ class Store:
                     shutil.rmtree(stale, ignore_errors=True)
             tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=tmp_prefix))
             try:
+                _plain_mode(tmp, folder=True)
                 t0 = time.perf_counter()
                 extra = build(tmp) or {}
                 cost = time.perf_counter() - t0

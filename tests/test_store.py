@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from guda_bench.store import MANIFEST, Store, atomic_write_text, sha256_file
+from guda_bench.store import MANIFEST, Store, atomic_write_bytes, atomic_write_text, sha256_file
 
 
 class CountingBuilder:
@@ -221,3 +223,18 @@ def test_concurrent_builds_once(tmp_path: Path) -> None:
     assert results[0].path == results[1].path
     assert (results[0].path / "data.bin").read_bytes() == b"hello artefact"
     assert leftovers(tmp_path / "cache" / "model") == []
+
+
+def test_written_files_and_artefacts_get_plain_modes(tmp_path: Path) -> None:
+    """Temporary files are owner-only; what lands must be readable like any file, so a lab can share a cache."""
+    old = os.umask(0o022)
+    try:
+        text, blob = tmp_path / "t.json", tmp_path / "b.npy"
+        atomic_write_text(text, "x")
+        atomic_write_bytes(blob, lambda p: p.write_bytes(b"x"))
+        art = Store(tmp_path / "cache").get_or_build("model", {"steps": 1}, CountingBuilder())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(text.stat().st_mode) == 0o644
+    assert stat.S_IMODE(blob.stat().st_mode) == 0o644
+    assert stat.S_IMODE(art.path.stat().st_mode) == 0o755
