@@ -29,6 +29,15 @@ MANIFEST = "manifest.json"
 
 
 def _umask() -> int:
+    """The process's umask, read without changing it where Linux allows (os.umask(0) would briefly let files
+    that another thread creates meanwhile be world-writable)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask
