@@ -61,14 +61,14 @@ def probe(bundle: Path, groupings: list[str], study: Path) -> dict:
     x = base.images.reshape(len(base.images), -1).double()
     distance = torch.cdist(q, x)
     nearest = distance.argmin(1).numpy()
+    weights = {h: torch.exp(-distance.square() / (2 * h * h)) for h in WIDTHS}  # shared by every grouping
     measured = measured_from_study(study) if study.exists() else dict(MEASURED)
     rows = []
     for text in groupings:
         spec = parse_grouping(text)
         bench = apply_grouping(base, spec)
         row: dict = {"grouping": text, "label": spec.label, "n_groups": bench.n_groups}
-        for h in WIDTHS:
-            weight = torch.exp(-distance.square() / (2 * h * h))
+        for h, weight in weights.items():
             mass = np.stack([weight[:, bench.group_of == k].sum(1).numpy() for k in range(bench.n_groups)], 1)
             row[f"nn_agrees_with_mass_h{h:g}"] = round(float(np.mean(mass.argmax(1) == bench.group_of[nearest])), 3)
         key = next((k for k in measured if k in (text, spec.label)), None)
