@@ -50,7 +50,7 @@ def board_label(dataset: str, grouping: str, targets: list[str] | tuple[str, ...
     """The one naming rule of boards (publish) and tuning records (tune, run --tuned)."""
     name = dataset + ("" if grouping == "class" else f"-{grouping}")
     if targets and default_targets and list(targets) == list(default_targets):
-        targets = None  # the preset's own split (style-canvas's 8 target styles) is the board itself
+        targets = None  # the preset's own split (style-canvas's 4 target styles) is the board itself
     name += f"-{len(targets)}targets" if targets else ""
     return name + ("" if query_mode == "prompted" else f"-{query_mode}")
 
