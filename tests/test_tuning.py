@@ -170,6 +170,27 @@ def test_tuning_cost_is_own_work_plus_each_used_artefact_once() -> None:
     assert tuning_cost([]) == 0.0
 
 
+@pytest.mark.parametrize("gain", ["exp", "linear"])
+def test_a_setting_is_scored_with_its_boards_ndcg_gain(tmp_path: Path, gain: str) -> None:
+    """UnlearnCanvas-shaped presets rank by linear-gain NDCG@3: the tuner's tie-break must use the same one."""
+    from types import SimpleNamespace
+
+    from guda_bench import metrics
+    from guda_bench.tuning import score_setting
+
+    rng = np.random.default_rng(0)
+    scores, gold = rng.normal(size=(40, 5)), rng.normal(size=(40, 5))
+    np.save(tmp_path / "scores.npy", scores)
+    art = SimpleNamespace(path=tmp_path, cost_s=1.0, manifest={"used": {}})
+    ctx = SimpleNamespace(full=SimpleNamespace(key="f"), queries_artefact=SimpleNamespace(key="q"), data_hash="d",
+                          fetch=lambda *a, **k: art)
+    preset = SimpleNamespace(method_options={}, ndcg_gain=gain)
+    got = score_setting(ctx, SimpleNamespace(name="m"), {}, preset, gold)["tune"]["ndcg@3"]
+    assert got == pytest.approx(float(metrics.ndcg_at_k(scores, gold, 3, gain=gain).mean()))
+    other = "linear" if gain == "exp" else "exp"
+    assert got != pytest.approx(float(metrics.ndcg_at_k(scores, gold, 3, gain=other).mean()))
+
+
 def test_a_choice_at_the_edge_of_its_grid_is_flagged() -> None:
     space = {"steps": [10, 20, 40], "lr": [1e-4, 3e-4, 1e-3], "aggregate": ["sum", "mean"], "k": [1, 3],
              "flag": [True, False]}
