@@ -116,7 +116,7 @@ def score_setting(ctx: Any, entry: Entry, options: dict[str, Any], preset: Any,
     art = ctx.fetch("tuning-scores", spec, build, charge=False)
     scores = np.load(art.path / "scores.npy")
     # the board's own NDCG@3 (linear gain on UnlearnCanvas-shaped presets): it breaks Top-1 ties and is recorded
-    per_q = metrics.per_query_metrics(scores, gold_tune, ndcg_gain=getattr(preset, "ndcg_gain", "exp"))
+    per_q = metrics.per_query_metrics(scores, gold_tune, ndcg_gain=preset.ndcg_gain)
     return {"tune": {m: float(v.mean()) for m, v in per_q.items()}, "cost_s": float(art.cost_s),
             "used": art.manifest.get("used", {})}
 
@@ -192,7 +192,7 @@ def tune(spec: Any, budget: int = 8, tuning_dir: Path = Path("tuning")) -> list[
                   "grouping": opened.bench.grouping, "targets": list(spec.targets) if spec.targets else None,
                   "seed": spec.seed, "config_hash": tuning_hash(opened.preset), "n_tune": int(len(tune_idx)),
                   "selection": "best tuning-split Top-1, then NDCG@3, then the earlier setting (shipped first)",
-                  "ndcg_gain": getattr(opened.preset, "ndcg_gain", "exp"),
+                  "ndcg_gain": opened.preset.ndcg_gain,
                   "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         for e in tunable:
             records.append(tune_method(tune_ctx, e, opened.preset, gold_tune, budget, spec.seed,
