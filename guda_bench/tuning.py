@@ -193,6 +193,7 @@ def tune(spec: Any, budget: int = 8, tuning_dir: Path = Path("tuning")) -> list[
                   "seed": spec.seed, "config_hash": tuning_hash(opened.preset), "n_tune": int(len(tune_idx)),
                   "selection": "best tuning-split Top-1, then NDCG@3, then the earlier setting (shipped first)",
                   "ndcg_gain": opened.preset.ndcg_gain,
+                  "truth_seeds": opened.preset.truth_seeds,  # LOGO studies averaged into the gold it was tuned on
                   "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         for e in tunable:
             records.append(tune_method(tune_ctx, e, opened.preset, gold_tune, budget, spec.seed,

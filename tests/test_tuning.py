@@ -149,6 +149,7 @@ def test_tune_writes_one_record_per_tunable_method(tuned: Path) -> None:
     assert all(s["used"] for s in rec["settings"])  # each setting names the artefacts it used
     assert all(0 <= s["tune"]["top1"] <= 1 for s in rec["settings"])
     assert rec["n_tune"] == 4 and "tuning-split" in rec["selection"]
+    assert rec["truth_seeds"] == 1  # the gold it was tuned against: one LOGO study (the preset's)
 
 
 def test_a_tuning_counts_work_its_settings_share_once(tuned: Path) -> None:
