@@ -2,11 +2,11 @@
 
     python benchmarks/prompted_style_share.py runs/style-canvas [--out benchmarks/prompted_style_share.json]
 
-Reads a finished run folder (results.json, scores/_truth_logoa.npy and, with --ceiling-seeds, the second
-study's scores/_ceiling_logoa.npy) and prints, over the run's test queries: the share whose top LOGOA group
-is the prompted style (the Top-1 a method answering "the prompted style" would reach) and the noise
-ceiling's Top-1 beside it. Why: a ceiling below that share means one LOGO study is too noisy to rank the
-methods that read the style off the image.
+Reads a finished run folder (results.json, scores/_truth_logoa.npy and, with --ceiling-seeds, the
+independent studies' scores/_ceiling_logoa.npy; with --truth-seeds N both are means over N studies) and
+prints, over the run's test queries: the share whose top LOGOA group is the prompted style (the Top-1 a
+method answering "the prompted style" would reach) and the noise ceiling's Top-1 beside it. Why: a ceiling
+below that share means the truth is too noisy to rank the methods that read the style off the image.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def shares(run_dir: Path) -> dict:
     group_of_style = {text.styles.index(name): k for k, name in enumerate(opened.bench.group_names)}
     prompted = np.array([group_of_style[int(s)] for s in style])
     out = {"run": run_dir.name, "dataset": run["dataset"], "targets": run.get("targets"), "n_test": int(len(test)),
+           "truth_seeds": int(run.get("truth_seeds") or 1), "ceiling_seeds": int(run.get("ceiling_seeds") or 1),
            "truth_top_is_prompted": float((truth[test].argmax(1) == prompted[test]).mean())}
     ceiling = run_dir / "scores" / "_ceiling_logoa.npy"
     if ceiling.exists():
