@@ -30,7 +30,8 @@ class Method:
     name: str = ""
     requires: ClassVar[frozenset[str]] = frozenset()
     # what kind of evidence the scores are, for reading a board: "attribution" (estimates causal influence),
-    # "similarity" (looks like the group: pixel-*, clip), "chance" (random), "truth" (the ground truth itself)
+    # "similarity" (looks like the group: pixel-*, clip), "prompt" (reads the query's prompt only: prompt-text),
+    # "chance" (random), "truth" (the ground truth itself)
     family: ClassVar[str] = "attribution"
     # every option the constructor takes, typed and ranged (None: undeclared, values pass unchecked)
     OPTIONS: ClassVar[dict[str, Option] | None] = None

@@ -101,11 +101,13 @@ def test_styled_digits_smoke_runs_guda_c_and_the_baselines_end_to_end(tmp_path, 
     monkeypatch.setenv("GUDA_BENCH_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
     assert main(["run", "--dataset", "styled-digits", "--preset", "smoke", "--method",
-                 "logo,guda-c,guda-c-nostyle,pixel-cosine,d-trak,instance-unlearning,random,guda", "--out", str(out),
+                 "logo,guda-c,guda-c-nostyle,pixel-cosine,d-trak,instance-unlearning,random,guda,prompt-text", "--out",
+                 str(out),
                  "--quiet"]) == 0
     res = json.loads((out / "results.json").read_text())
     rows = {r["method"]: r for r in res["rows"]}
-    for m in ("logo", "guda-c", "guda-c-nostyle", "pixel-cosine", "d-trak", "instance-unlearning", "random"):
+    for m in ("logo", "guda-c", "guda-c-nostyle", "pixel-cosine", "d-trak", "instance-unlearning", "random",
+              "prompt-text"):
         assert rows[m]["status"] == "ok", rows[m].get("reason")
     assert rows["logo"]["metrics"]["top1"]["mean"] == 1.0
     assert rows["guda-c"]["settings"]["anchors"] == "clip"
@@ -118,6 +120,15 @@ def test_styled_digits_smoke_runs_guda_c_and_the_baselines_end_to_end(tmp_path, 
     # the GUDA-C scores are an ELBO difference of real unlearned models: not all equal, finite
     scores = np.load(out / "scores" / "guda-c.npy")
     assert np.isfinite(scores).all() and scores.std() > 0
+    # prompt-text reads the prompt only: its top group is every query's prompted style
+    from guda_bench.runner import RunSpec, open_benchmark
+
+    bench = open_benchmark(RunSpec(methods=[], dataset="styled-digits", preset="smoke", quiet=True)).bench
+    prompt_scores = np.load(out / "scores" / "prompt-text.npy")
+    _, style = bench.text.query_pairs(len(prompt_scores))
+    prompted = [bench.group_names.index(bench.text.styles[s]) for s in style]
+    assert prompt_scores.argmax(1).tolist() == prompted
+    assert rows["prompt-text"]["family"] == "prompt"
 
 
 def test_guda_c_is_unavailable_on_an_unconditional_benchmark(tmp_path, monkeypatch):
@@ -126,10 +137,11 @@ def test_guda_c_is_unavailable_on_an_unconditional_benchmark(tmp_path, monkeypat
 
     register()
     out = tmp_path / "run"
-    assert main(["run", "--dataset", "tiny-test", "--preset", "tiny", "--method", "random,guda-c", "--out", str(out),
-                 "--quiet"]) == 0
+    assert main(["run", "--dataset", "tiny-test", "--preset", "tiny", "--method", "random,guda-c,prompt-text", "--out",
+                 str(out), "--quiet"]) == 0
     rows = {r["method"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
     assert rows["guda-c"]["status"] == "unavailable" and "text-to-image" in rows["guda-c"]["reason"]
+    assert rows["prompt-text"]["status"] == "unavailable" and "text-to-image" in rows["prompt-text"]["reason"]
 
 
 def test_unlearncanvas_reads_style_object_folders(tmp_path):

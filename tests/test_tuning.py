@@ -64,7 +64,7 @@ def test_every_method_with_hyperparameters_has_a_space_holding_its_shipped_defau
     from guda_bench.tuning import shipped_setting
 
     no_space = {e.name for e in METHODS.entries() if not e.space()}
-    assert no_space == {"logo", "random", "pixel-cosine", "pixel-nn"}
+    assert no_space == {"logo", "random", "pixel-cosine", "pixel-nn", "prompt-text"}
     for dataset in SHIPPED_BOARD_PRESETS:
         preset = make_adapter(dataset).preset("default")
         for e in METHODS.entries():
