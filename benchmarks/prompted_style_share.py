@@ -30,7 +30,7 @@ def shares(run_dir: Path) -> dict:
     if text is None:
         raise SystemExit(f"{run_dir}: not a text-to-image run (no prompted styles)")
     _, style = text.query_pairs(len(truth))
-    group_of_style = {text.styles.index(name): k for k, name in enumerate(opened.bench.group_names)}
+    group_of_style = {opened.bench.style_of_group(k): k for k in range(opened.bench.n_groups)}
     prompted = np.array([group_of_style[int(s)] for s in style])
     out = {"run": run_dir.name, "dataset": run["dataset"], "targets": run.get("targets"), "n_test": int(len(test)),
            "truth_seeds": int(run.get("truth_seeds") or 1), "ceiling_seeds": int(run.get("ceiling_seeds") or 1),

@@ -39,6 +39,5 @@ class PromptText(Method):
         captions = F.normalize(ctx.image_cond.flatten(1).double(), dim=1)
         out = np.empty((len(query), ctx.bench.n_groups))
         for k in range(ctx.bench.n_groups):
-            members = torch.from_numpy(np.asarray(ctx.bench.members(k)))
-            out[:, k] = (query @ captions[members].T).amax(1).numpy()
+            out[:, k] = (query @ captions[torch.from_numpy(ctx.bench.members(k))].T).amax(1).numpy()
         return out

@@ -101,9 +101,8 @@ def test_styled_digits_smoke_runs_guda_c_and_the_baselines_end_to_end(tmp_path, 
     monkeypatch.setenv("GUDA_BENCH_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
     assert main(["run", "--dataset", "styled-digits", "--preset", "smoke", "--method",
-                 "logo,guda-c,guda-c-nostyle,pixel-cosine,d-trak,instance-unlearning,random,guda,prompt-text", "--out",
-                 str(out),
-                 "--quiet"]) == 0
+                 "logo,guda-c,guda-c-nostyle,pixel-cosine,d-trak,instance-unlearning,random,guda,prompt-text",
+                 "--out", str(out), "--quiet"]) == 0
     res = json.loads((out / "results.json").read_text())
     rows = {r["method"]: r for r in res["rows"]}
     for m in ("logo", "guda-c", "guda-c-nostyle", "pixel-cosine", "d-trak", "instance-unlearning", "random",
@@ -126,7 +125,8 @@ def test_styled_digits_smoke_runs_guda_c_and_the_baselines_end_to_end(tmp_path, 
     bench = open_benchmark(RunSpec(methods=[], dataset="styled-digits", preset="smoke", quiet=True)).bench
     prompt_scores = np.load(out / "scores" / "prompt-text.npy")
     _, style = bench.text.query_pairs(len(prompt_scores))
-    prompted = [bench.group_names.index(bench.text.styles[s]) for s in style]
+    group_of_style = {bench.style_of_group(k): k for k in range(bench.n_groups)}
+    prompted = [group_of_style[int(s)] for s in style]
     assert prompt_scores.argmax(1).tolist() == prompted
     assert rows["prompt-text"]["family"] == "prompt"
 
