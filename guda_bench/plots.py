@@ -63,10 +63,21 @@ def pareto_plot(board: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def _image(x: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    """A [C, H, W] image in [-1, 1] as imshow takes it: grey for one channel, colour for three."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.shape[0] == 3:
+        return ((x.transpose(1, 2, 0) + 1) / 2).clip(0, 1), {}
+    return x[0], {"cmap": "gray", "vmin": -1, "vmax": 1}
+
+
 def query_grid(run_dir: Path, results: dict[str, Any], path: Path, n_queries: int = 6,
-               max_methods: int = 4) -> Path | None:
+               max_methods: int = 4, leaders: list[str] | None = None) -> Path | None:
     """Rows: test queries. Columns: the query, then for LOGO and each of the best methods the top-3 groups,
-    each shown by the group's training image nearest to the query (titled with the group's name)."""
+    each shown by the group's training image nearest to the query (titled with the group's name).
+
+    `leaders`: the board's best methods. A run published into a board that holds better methods than it
+    scored (e.g. one added method) keeps the board's existing grid rather than showing only its own rows."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -88,21 +99,26 @@ def query_grid(run_dir: Path, results: dict[str, Any], path: Path, n_queries: in
     ok = [r for r in results["rows"] if r["kind"] == "method" and r["status"] == "ok" and r["method"] != "logo"
           and (run_dir / "scores" / f"{r['method']}.npy").exists()]
     ok.sort(key=lambda r: -r["metrics"]["top1"]["mean"])
-    panels = [("LOGO", gold)] + [(r["method"], np.load(run_dir / "scores" / f"{r['method']}.npy"))
-                                 for r in ok[:max_methods]]
+    names = [r["method"] for r in ok[:max_methods]]
+    if leaders is not None and path.exists() and not set(leaders[:max_methods]) <= set(names):
+        progress.log(f"query grid kept: this run lacks the board's leaders ({', '.join(leaders[:max_methods])})")
+        return None
+    panels = [("LOGO", gold)] + [(n, np.load(run_dir / "scores" / f"{n}.npy")) for n in names]
     test = np.asarray(results["splits"]["test"])[:n_queries]
     train = bench.images.flatten(1).numpy()
     cols = 1 + 3 * len(panels)
     fig, axes = plt.subplots(len(test), cols, figsize=(0.9 * cols, 1.05 * len(test) + 0.6), squeeze=False)
     for i, q in enumerate(test):
-        axes[i, 0].imshow(queries[q, 0], cmap="gray", vmin=-1, vmax=1)
+        picture, style = _image(queries[q])
+        axes[i, 0].imshow(picture, **style)
         axes[i, 0].set_title(f"query {q}", fontsize=6)
         for p, (name, scores) in enumerate(panels):
             for j, g in enumerate(np.argsort(-scores[q], kind="stable")[:3]):
                 members = bench.members(int(g))
                 nearest = members[np.argmin(((train[members] - queries[q].reshape(1, -1)) ** 2).sum(1))]
                 ax = axes[i, 1 + 3 * p + j]
-                ax.imshow(bench.images[nearest, 0].numpy(), cmap="gray", vmin=-1, vmax=1)
+                picture, style = _image(bench.images[nearest].numpy())
+                ax.imshow(picture, **style)
                 ax.set_title(f"{name}#{j + 1}: {bench.group_names[g]}" if i == 0 else bench.group_names[g], fontsize=5)
     for ax in axes.flat:
         ax.set_xticks([])

@@ -250,3 +250,27 @@ def test_boards_carry_no_machine_paths():
     assert lb.clean_command("guda-bench run --out runs/x") == "guda-bench run --out runs/x"
     home = str(Path.home())
     assert lb.home_relative(f"looked at {home}/.cache/x.bin") == "looked at ~/.cache/x.bin"
+
+
+def test_a_run_without_the_boards_leaders_keeps_its_query_grid(runs, tmp_path):
+    board_dir = tmp_path / "boards"
+    grid = board_dir / f"{NAME}-queries.png"
+    assert main(["leaderboard", "publish", str(runs / "a"), "--dir", str(board_dir)]) == 0
+    drawn = grid.read_bytes()
+    # run b scores two methods: the board's four leaders are not all in it, so the grid is not redrawn
+    assert main(["leaderboard", "publish", str(runs / "b"), "--dir", str(board_dir)]) == 0
+    assert grid.read_bytes() == drawn
+    grid.unlink()  # a board without a grid gets one from whatever run is published
+    assert main(["leaderboard", "publish", str(runs / "b"), "--dir", str(board_dir)]) == 0
+    assert grid.stat().st_size > 1000 and grid.read_bytes() != drawn
+
+
+def test_query_grid_draws_colour_images_in_colour():
+    from guda_bench.plots import _image
+
+    rgb = np.stack([np.full((4, 4), 1.0), np.full((4, 4), -1.0), np.zeros((4, 4))])
+    picture, style = _image(rgb)
+    assert picture.shape == (4, 4, 3) and style == {}
+    assert np.allclose(picture[0, 0], [1.0, 0.0, 0.5])
+    grey, style = _image(np.zeros((1, 4, 4)))
+    assert grey.shape == (4, 4) and style["cmap"] == "gray"
