@@ -17,7 +17,7 @@ import pandas as pd
 
 from guda_bench import metrics, power
 from guda_bench.errors import BenchError
-from guda_bench.results import HEADLINE, TIMING, TUNED_SUFFIX
+from guda_bench.results import HEADLINE, TIMING
 from guda_bench.store import atomic_write_text
 
 BOARD_SCHEMA = 1
@@ -163,15 +163,13 @@ def publish(run_dir: Path, board_dir: Path, plots: bool = True) -> Path:
         from guda_bench.plots import pareto_plot, query_grid
 
         pareto_plot(board, path.with_name(path.stem + "-pareto.png"))
-        query_grid(Path(run_dir), results, path.with_name(path.stem + "-queries.png"), leaders=board_leaders(board))
+        query_grid(Path(run_dir), results, path.with_name(path.stem + "-queries.png"), board_leaders(board))
     return path
 
 
 def board_leaders(board: pd.DataFrame, n: int = 4) -> list[str]:
-    """The board's best ok methods by Top-1 (LOGO, the ceiling and @tuned rows aside): the query grid's columns."""
-    ok = board[(board["kind"] == "method") & (board["status"] == "ok") & (board["method"] != "logo")
-               & ~board["method"].str.endswith(TUNED_SUFFIX)]
-    return ok.sort_values("top1", ascending=False, kind="stable")["method"].head(n).tolist()
+    """The board's n best methods as shipped (power.ranked_methods): the query grid's columns."""
+    return power.ranked_methods(board)["method"].head(n).tolist()
 
 
 def _publish_per_group(results: dict[str, Any], path: Path) -> None:

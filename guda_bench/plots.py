@@ -71,13 +71,16 @@ def _image(x: Any) -> tuple[np.ndarray, dict[str, Any]]:
     return x[0], {"cmap": "gray", "vmin": -1, "vmax": 1}
 
 
-def query_grid(run_dir: Path, results: dict[str, Any], path: Path, n_queries: int = 6,
-               max_methods: int = 4, leaders: list[str] | None = None) -> Path | None:
-    """Rows: test queries. Columns: the query, then for LOGO and each of the best methods the top-3 groups,
-    each shown by the group's training image nearest to the query (titled with the group's name).
-
-    `leaders`: the board's best methods. A run published into a board that holds better methods than it
-    scored (e.g. one added method) keeps the board's existing grid rather than showing only its own rows."""
+def query_grid(run_dir: Path, results: dict[str, Any], path: Path, leaders: list[str],
+               n_queries: int = 6) -> Path | None:
+    """Rows: test queries. Columns: the query, then for LOGO and each of the board's best methods (`leaders`)
+    the top-3 groups, each shown by the group's training image nearest to the query (titled with the group's
+    name). A run that did not score every leader (e.g. one method added to a board) keeps the board's existing
+    grid rather than redrawing it with only the leaders it holds."""
+    names = [n for n in leaders if (run_dir / "scores" / f"{n}.npy").exists()]
+    if path.exists() and len(names) < len(leaders):
+        progress.log(f"query grid kept: this run lacks the board's leaders ({', '.join(leaders)})")
+        return None
     import matplotlib
 
     matplotlib.use("Agg")
@@ -96,13 +99,6 @@ def query_grid(run_dir: Path, results: dict[str, Any], path: Path, n_queries: in
         return None
     queries = np.load(queries_path)
     gold = np.load(run_dir / "scores" / "_truth_logoa.npy")
-    ok = [r for r in results["rows"] if r["kind"] == "method" and r["status"] == "ok" and r["method"] != "logo"
-          and (run_dir / "scores" / f"{r['method']}.npy").exists()]
-    ok.sort(key=lambda r: -r["metrics"]["top1"]["mean"])
-    names = [r["method"] for r in ok[:max_methods]]
-    if leaders is not None and path.exists() and not set(leaders[:max_methods]) <= set(names):
-        progress.log(f"query grid kept: this run lacks the board's leaders ({', '.join(leaders[:max_methods])})")
-        return None
     panels = [("LOGO", gold)] + [(n, np.load(run_dir / "scores" / f"{n}.npy")) for n in names]
     test = np.asarray(results["splits"]["test"])[:n_queries]
     train = bench.images.flatten(1).numpy()

@@ -96,15 +96,22 @@ def _separated_share(pair_rows: pd.DataFrame, members: list[str]) -> tuple[int, 
     return int(sel["separated"].sum()), len(sel)
 
 
+def ranked_methods(board: pd.DataFrame) -> pd.DataFrame:
+    """The board's ok method rows as shipped, best Top-1 first: not the ceiling, not the truth scored
+    against itself, not @tuned rows."""
+    ok = board[board["status"] == "ok"]
+    family = ok["family"] if "family" in ok else pd.Series("", index=ok.index)
+    return ok[(ok["kind"] == "method") & (family != TRUTH) & ~tuned_rows(ok)].sort_values("top1", ascending=False)
+
+
 def power_summary(board: pd.DataFrame, pair_rows: pd.DataFrame | None) -> dict[str, Any]:
     """n_test, median Top-1 CI half-width, share of method pairs separated (all; the five best), and the gap
     between the noise ceiling and the best similarity baseline. Methods = ok rows that are not the ceiling
     nor the truth scored against itself."""
     ok = board[board["status"] == "ok"]
-    family = ok["family"] if "family" in ok else pd.Series("", index=ok.index)
-    methods = ok[(ok["kind"] == "method") & (family != TRUTH) & ~tuned_rows(ok)].sort_values("top1", ascending=False)
+    methods = ranked_methods(board)
     ceiling = ok[ok["kind"] == "ceiling"]
-    similarity = methods[family.loc[methods.index] == SIMILARITY]
+    similarity = methods[methods["family"] == SIMILARITY] if "family" in methods else methods.iloc[:0]
     half = ((methods["top1_ci_high"] - methods["top1_ci_low"]) / 2).to_numpy(dtype=float)
     out: dict[str, Any] = {
         "n_test": int(board["n_test"].dropna().iloc[0]) if board["n_test"].notna().any() else None,
