@@ -152,9 +152,13 @@ def publish(run_dir: Path, board_dir: Path, plots: bool = True) -> Path:
     if path.exists():
         truths = set(pd.read_csv(path, usecols=["truth_hash"])["truth_hash"].dropna())
         if truths and truths != {results["run"]["truth_hash"]}:
+            # a truth rebuilt on another CPU ranks the same but is other bytes: the board's bundle is the way in
+            bundle = path.with_name(path.stem + ".truth.tar.gz")
+            way_in = (f"score it against the board's truth with --truth-bundle {bundle}, or publish to another --dir"
+                      if bundle.exists() else "publish to another --dir")
             raise BenchError(f"refusing to publish {run_dir} into {path}: its ground truth "
                              f"{results['run']['truth_hash'][:12]} differs from the board's "
-                             f"{', '.join(t[:12] for t in sorted(truths))} (publish to another --dir)")
+                             f"{', '.join(t[:12] for t in sorted(truths))} ({way_in})")
     board = _order(_merged(path, new))
     atomic_write_text(path, board.to_csv(index=False, float_format="%.6g"))
     _publish_per_group(results, path.with_name(path.stem + "-per-group.csv"))

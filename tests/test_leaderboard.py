@@ -61,7 +61,12 @@ def test_publish_refuses_a_run_with_another_ground_truth(runs, capsys):
     code = main(["leaderboard", "publish", str(other), "--dir", str(board_dir), "--no-plots"])
     err = capsys.readouterr().err
     assert code == 2 and "refusing to publish" in err and err.count("\n") == 1
+    assert "--truth-bundle" not in err  # no bundle beside the board: nothing to point at
     assert (board_dir / f"{NAME}.csv").read_bytes() == before
+    (board_dir / f"{NAME}.truth.tar.gz").write_bytes(b"")  # a board that ships its truth bundle
+    assert main(["leaderboard", "publish", str(other), "--dir", str(board_dir), "--no-plots"]) == 2
+    err = capsys.readouterr().err
+    assert f"--truth-bundle {board_dir / NAME}.truth.tar.gz" in err and err.count("\n") == 1
 
 
 def test_paired_bootstrap_detects_a_real_difference_and_not_a_null_one():
