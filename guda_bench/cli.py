@@ -93,6 +93,10 @@ def add_benchmark_args(run: argparse.ArgumentParser) -> None:
     run.add_argument("--threads", type=positive_int, default=None,
                      help="torch CPU threads (here and in every Ray task); model bytes depend on it "
                           "(default: torch's own choice)")
+    run.add_argument("--task-threads", type=positive_int, default=None, metavar="N",
+                     help="torch CPU threads in each Ray task (default: --threads); with 1, a small machine runs "
+                          "as many tasks as cores while this process keeps every core for its own work (a task's "
+                          "entries are byte-identical to ones built here with --threads N)")
     run.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local instance)")
     run.add_argument("--quiet", action="store_true", help="no progress bars or table")
     run.add_argument("--truth-seeds", type=positive_int, default=None, metavar="N",
@@ -219,7 +223,8 @@ def run_spec(args: argparse.Namespace, **extra: Any) -> Any:
     return RunSpec(methods=resolve_methods(args.method), dataset=args.dataset, preset=args.preset,
                    grouping=args.grouping, targets=parse_targets(args.targets), cache=cache_dir(args.cache),
                    seed=args.seed, device=args.device, quiet=args.quiet, data_root=args.data_root,
-                   executor=args.executor, ray_address=args.ray_address, precision=args.precision,
+                   executor=args.executor, ray_address=args.ray_address, task_threads=args.task_threads,
+                   precision=args.precision,
                    base_model=args.base_model, query_mode=args.query_mode, truth_seeds=args.truth_seeds, **extra)
 
 

@@ -61,6 +61,7 @@ class RunSpec:
     data_root: Path | None = None  # for adapters that read local files (--data-root)
     executor: str = "local"  # "local" or "ray" (per-group jobs fanned out over a Ray cluster)
     ray_address: str | None = None
+    task_threads: int | None = None  # torch threads per Ray task (None: the driver's)
     precision: str = "fp32"  # "bf16": CUDA bf16 autocast (its own cache keys)
     base_model: Path | None = None  # a local diffusers pipeline folder, for presets that fine-tune one
     tuned: bool = False  # also score each tunable method at its tuned setting (row NAME@tuned; --tuned)
@@ -310,7 +311,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
         for stale in (spec.out / "scores").glob("*.npy"):
             stale.unlink()
     provenance = environment(spec.device)  # the source as the run starts (files may change while it runs)
-    executor = make_executor(spec.executor, spec.ray_address)
+    executor = make_executor(spec.executor, spec.ray_address, spec.task_threads)
     try:
         return _run(spec, opened.preset, opened.bench, opened.context(spec, executor), provenance)
     finally:

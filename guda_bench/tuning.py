@@ -179,7 +179,7 @@ def tune(spec: Any, budget: int = 8, tuning_dir: Path = Path("tuning")) -> list[
     if not tunable:
         raise BenchError(f"nothing to tune: {', '.join(spec.methods)} declare no search space")
     board = board_of(opened.bench, spec.targets)
-    executor = make_executor(spec.executor, spec.ray_address)
+    executor = make_executor(spec.executor, spec.ray_address, spec.task_threads)
     records = []
     try:
         ctx = opened.context(spec, executor)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from guda_bench.executor import prebuild
 from guda_bench.method import Method
 from guda_bench.options import POSITIVE, Option, preset_option, typed
 from guda_bench.registry import register_method
@@ -57,18 +59,13 @@ class GudaEsd(Method):
         return EsdConfig(**{**base, **self.options})
 
     def prepare(self, ctx: Context) -> None:
-        from guda_bench.conditional import conditional_model, esd_unlearned_terms, load_conditional
+        from guda_bench.conditional import conditional_model, esd_unlearned_terms
 
         cfg = self.config(ctx)
         self._cfg = cfg
         cond_art = conditional_model(ctx, cfg.label_dropout)
-        cache: dict[str, Any] = {}
-
-        def loader():
-            if "unet" not in cache:
-                cache["unet"] = load_conditional(cond_art, ctx.device)
-            return cache["unet"]
-
+        prebuild(ctx, partial(_unlearned_job, cfg), range(ctx.bench.n_groups))  # fanned out with --executor ray
+        loader = _loader(cond_art, ctx.device)
         self._terms = [esd_unlearned_terms(ctx, k, cfg, cond_art, loader) for k in range(ctx.bench.n_groups)]
 
     def score(self, ctx: Context) -> np.ndarray:
@@ -78,3 +75,26 @@ class GudaEsd(Method):
         if hasattr(self, "_cfg"):
             return {**asdict(self._cfg), "conditional_labels": "groups (null = n_groups)", "student": "all weights"}
         return dict(self.options)
+
+
+def _loader(cond_art: Any, device: str):
+    """Loads the conditional model on first use only (a cached fine-tune never needs it)."""
+    from guda_bench.conditional import load_conditional
+
+    cache: dict[str, Any] = {}
+
+    def load():
+        if "unet" not in cache:
+            cache["unet"] = load_conditional(cond_art, device)
+        return cache["unet"]
+
+    return load
+
+
+def _unlearned_job(cfg: Any, ctx: Context, k: int) -> int:
+    """One executor job: group k's ESD fine-tune and its ELBO terms (the conditional model comes from the cache)."""
+    from guda_bench.conditional import conditional_model, esd_unlearned_terms
+
+    cond_art = conditional_model(ctx, cfg.label_dropout)
+    esd_unlearned_terms(ctx, k, cfg, cond_art, _loader(cond_art, ctx.device))
+    return k

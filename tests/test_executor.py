@@ -56,6 +56,37 @@ def test_ray_address_without_ray_executor_is_one_line(tmp_path, capsys):
     assert code == 2 and "--ray-address needs --executor ray" in capsys.readouterr().err
 
 
+def test_task_threads_without_ray_executor_is_one_line(tmp_path, capsys):
+    code = main(["run", "--preset", "smoke", "--task-threads", "1", "--out", str(tmp_path / "x"), "--quiet"])
+    assert code == 2 and "--task-threads needs --executor ray" in capsys.readouterr().err
+
+
+def test_task_threads_set_the_threads_of_ray_tasks_only(tmp_path, monkeypatch, keep_torch_threads):
+    """--threads 2 --task-threads 1: the driver builds the full model with 2 threads, the tasks build the LOGO
+    models with 1, byte-identical to LOGO models built locally with --threads 1."""
+    register()
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    base = ["run", "--dataset", NAME, "--preset", "tiny", "--method", "logo", "--quiet"]
+    assert main([*base, "--threads", "1", "--out", str(tmp_path / "local"), "--cache", str(tmp_path / "c1")]) == 0
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        assert main([*base, "--threads", "2", "--executor", "ray", "--task-threads", "1",
+                     "--out", str(tmp_path / "ray"), "--cache", str(tmp_path / "c2")]) == 0
+    finally:
+        ray.shutdown()
+    import torch
+
+    assert torch.get_num_threads() == 2  # the driver kept its own threads
+    models = sorted(p.name for p in (tmp_path / "c2" / "model").iterdir())
+    assert models == sorted(p.name for p in (tmp_path / "c1" / "model").iterdir()) and len(models) == 1 + 3
+    logo = [k for k in models
+            if json.loads((tmp_path / "c2" / "model" / k / "manifest.json").read_text())["spec"]["exclude"] is not None]
+    assert len(logo) == 3
+    for key in logo:  # built by one-thread tasks: the bytes of a local --threads 1 build
+        local = (tmp_path / "c1" / "model" / key / "diffusion_pytorch_model.safetensors").read_bytes()
+        assert (tmp_path / "c2" / "model" / key / "diffusion_pytorch_model.safetensors").read_bytes() == local
+
+
 class InlineParallel:
     """A stand-in for a parallel executor that runs jobs in this process (each in a fresh worker Context)."""
 
@@ -113,3 +144,41 @@ def test_instance_unlearning_per_query_chunks_equal_the_single_pass(tmp_path, mo
     np.testing.assert_array_equal(scores[0], scores[1])
     chunks = [p for p in (tmp_path / "cache" / "instance-scores").iterdir()]
     assert len(chunks) == 1 + 3  # one whole-range entry, three chunks of <= 3 of the 8 queries
+
+
+def test_guda_esd_fans_its_per_group_fine_tunes_out_and_scores_as_a_local_run(tmp_path):
+    import numpy as np
+
+    from guda_bench.context import Context
+    from guda_bench.registry import DATASETS, METHODS
+    from guda_bench.store import Store
+
+    register()
+    adapter = DATASETS.entry(NAME).create({})
+    bench = adapter.load(adapter.preset("tiny"))
+    scores, entries, driver_built = [], [], []
+    for executor, cache in ((InlineParallel(), "fanned"), (None, "local")):
+        ctx = Context(bench, Store(tmp_path / cache), executor=executor)
+        built: list[str] = []
+        ctx.store.get_or_build = _recording(ctx.store.get_or_build, built)
+        method = METHODS.entry("guda-esd").create({})
+        method.prepare(ctx)
+        scores.append(method.score(ctx))
+        entries.append(sorted(p.name for p in (tmp_path / cache / "unlearned-esd").iterdir()))
+        driver_built.append(built.count("unlearned-esd"))
+    assert len(entries[0]) == bench.n_groups and entries[0] == entries[1]  # one fine-tune per group, same keys
+    np.testing.assert_array_equal(scores[0], scores[1])
+    # fanned out: the jobs' worker contexts built every fine-tune, the driver only read them
+    assert driver_built == [0, bench.n_groups]
+
+
+def _recording(get_or_build, built: list):
+    """Wraps Store.get_or_build: logs the kind of every entry this store built itself."""
+
+    def wrapped(kind, spec, build):
+        art = get_or_build(kind, spec, build)
+        if art.built:
+            built.append(kind)
+        return art
+
+    return wrapped
