@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from functools import partial
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -81,14 +81,7 @@ def _loader(cond_art: Any, device: str):
     """Loads the conditional model on first use only (a cached fine-tune never needs it)."""
     from guda_bench.conditional import load_conditional
 
-    cache: dict[str, Any] = {}
-
-    def load():
-        if "unet" not in cache:
-            cache["unet"] = load_conditional(cond_art, device)
-        return cache["unet"]
-
-    return load
+    return cache(partial(load_conditional, cond_art, device))
 
 
 def _unlearned_job(cfg: Any, ctx: Context, k: int) -> int:
