@@ -8,6 +8,7 @@ different LOGO models never share a table. The noise-ceiling row is kept first a
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -130,11 +131,32 @@ def _family(method: str, kind: str) -> str:
 
 
 def _merged(path: Path, new: pd.DataFrame) -> pd.DataFrame:
-    """The CSV at `path` with the rows of `new`'s methods replaced by `new` (all of `new` if no file)."""
+    """The CSV at `path` with the rows of `new`'s methods replaced by `new` (all of `new` if no file): in place,
+    so a republished method keeps its position and the file does not churn; methods new to it go last."""
     if not path.exists():
         return new
     old = pd.read_csv(path, dtype={"git_commit": str})
-    return pd.concat([old[~old["method"].isin(new["method"])], new], ignore_index=True)
+    if new.empty:  # e.g. a run whose only row is unavailable: nothing to replace (and no object-typed columns)
+        return old
+    replaced = set(new["method"])
+    parts = [new[new["method"] == method] if method in replaced else rows
+             for method, rows in old.groupby("method", sort=False)]
+    return pd.concat([*parts, new[~new["method"].isin(set(old["method"]))]], ignore_index=True)
+
+
+def _write_csv(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    """Write `frame` atomically as the boards' CSV (6 significant digits) and return what the file holds, so that
+    the figures derived from it (pairs, power) are the same whether its rows were published now or read back:
+    republishing, or adding one row, does not move the other rows' derived figures in their last digits."""
+    def round_trip(f: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+        text = f.to_csv(index=False, float_format="%.6g")
+        return text, pd.read_csv(io.StringIO(text), dtype={"git_commit": str})
+
+    # twice: the second pass writes the dtypes a reader infers (a column of ints and a missing value reads as
+    # floats), so the bytes are a fixed point and the next publish of the same rows rewrites them unchanged
+    text, frame = round_trip(round_trip(frame)[1])
+    atomic_write_text(path, text)
+    return frame
 
 
 def _order(frame: pd.DataFrame) -> pd.DataFrame:
@@ -159,8 +181,7 @@ def publish(run_dir: Path, board_dir: Path, plots: bool = True) -> Path:
             raise BenchError(f"refusing to publish {run_dir} into {path}: its ground truth "
                              f"{results['run']['truth_hash'][:12]} differs from the board's "
                              f"{', '.join(t[:12] for t in sorted(truths))} ({way_in})")
-    board = _order(_merged(path, new))
-    atomic_write_text(path, board.to_csv(index=False, float_format="%.6g"))
+    board = _write_csv(path, _order(_merged(path, new)))
     _publish_per_group(results, path.with_name(path.stem + "-per-group.csv"))
     _publish_power(Path(run_dir), results, path, board, plots)
     if plots:
@@ -183,7 +204,7 @@ def _publish_per_group(results: dict[str, Any], path: Path) -> None:
             for r in results["rows"] for g in r.get("per_group", [])]
     if not rows:
         return
-    atomic_write_text(path, _merged(path, pd.DataFrame(rows)).to_csv(index=False, float_format="%.6g"))
+    _write_csv(path, _merged(path, pd.DataFrame(rows)))
 
 
 def sibling(board_path: Path, suffix: str) -> Path:
@@ -207,7 +228,7 @@ def _publish_power(run_dir: Path, results: dict[str, Any], path: Path, board: pd
                                                                           results["run"].get("ndcg_gain", "exp")))
     ok = set(board.loc[board["status"] == "ok", "method"])
     per_query = per_query[per_query["method"].isin(ok)]  # a row that turned failed/unavailable loses its pairs
-    atomic_write_text(per_query_path, per_query.to_csv(index=False, float_format="%.6g"))
+    per_query = _write_csv(per_query_path, per_query)
     order = [m for m in board["method"] if m in ok]
     pair_rows = power.pairs(per_query, order, seed=int(results["run"]["seed"]))
     atomic_write_text(sibling(path, "pairs.csv"), pair_rows.to_csv(index=False, float_format="%.6g"))

@@ -279,3 +279,29 @@ def test_query_grid_draws_colour_images_in_colour():
     assert np.allclose(picture[0, 0], [1.0, 0.0, 0.5])
     grey, style = _image(np.zeros((1, 4, 4)))
     assert grey.shape == (4, 4) and style["cmap"] == "gray"
+
+
+def test_publishing_one_more_row_leaves_the_other_rows_derived_files_byte_identical(runs):
+    """Figures derived from a board (pairs, power, per-query, per-group) come from what its CSVs hold, so publishing
+    one more row (here an unavailable method, as when a text-only method joins an unconditional board) or a run
+    again never moves the other rows' figures in their last digits, nor reorders their rows."""
+    board_dir = runs / "boards-idempotent"
+    one_row = runs / "prompt-text"
+    assert main(["run", "--dataset", NAME, "--preset", "tiny", "--cache", str(runs / "cache"), "--quiet",
+                 "--method", "prompt-text", "--out", str(one_row)]) == 0
+    assert [r["status"] for r in json.loads((one_row / "results.json").read_text())["rows"]] == ["unavailable"]
+    for run in ("a", "b"):
+        assert main(["leaderboard", "publish", str(runs / run), "--dir", str(board_dir), "--no-plots"]) == 0
+
+    def derived() -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in board_dir.iterdir() if p.suffix in (".csv", ".json")
+                and p.name != f"{NAME}.csv"}
+
+    files = derived()
+    assert {f"{NAME}-power.json", f"{NAME}-pairs.csv", f"{NAME}-per-query.csv", f"{NAME}-per-group.csv"} == set(files)
+    assert main(["leaderboard", "publish", str(one_row), "--dir", str(board_dir), "--no-plots"]) == 0
+    assert "prompt-text" in set(pd.read_csv(board_dir / f"{NAME}.csv")["method"])
+    assert derived() == files
+    board = (board_dir / f"{NAME}.csv").read_bytes()
+    assert main(["leaderboard", "publish", str(one_row), "--dir", str(board_dir), "--no-plots"]) == 0
+    assert derived() == files and (board_dir / f"{NAME}.csv").read_bytes() == board
