@@ -141,7 +141,8 @@ def _merged(path: Path, new: pd.DataFrame) -> pd.DataFrame:
     replaced = set(new["method"])
     parts = [new[new["method"] == method] if method in replaced else rows
              for method, rows in old.groupby("method", sort=False)]
-    return pd.concat([*parts, new[~new["method"].isin(set(old["method"]))]], ignore_index=True)
+    merged = pd.concat([*parts, new[~new["method"].isin(set(old["method"]))]], ignore_index=True)
+    return merged[[*old.columns, *(c for c in merged.columns if c not in old.columns)]]  # the file's column order
 
 
 def _write_csv(path: Path, frame: pd.DataFrame) -> pd.DataFrame:

@@ -305,3 +305,13 @@ def test_publishing_one_more_row_leaves_the_other_rows_derived_files_byte_identi
     board = (board_dir / f"{NAME}.csv").read_bytes()
     assert main(["leaderboard", "publish", str(one_row), "--dir", str(board_dir), "--no-plots"]) == 0
     assert derived() == files and (board_dir / f"{NAME}.csv").read_bytes() == board
+
+
+def test_merging_replaces_a_methods_rows_in_place_and_keeps_the_files_column_order(tmp_path):
+    path = tmp_path / "board.csv"
+    pd.DataFrame({"method": ["a", "b", "c"], "x": [1.0, 2.0, 3.0], "y": ["p", "q", "r"]}).to_csv(path, index=False)
+    new = pd.DataFrame({"method": ["a", "d"], "z": [True, False], "y": ["P", "S"], "x": [10.0, 40.0]})
+    merged = lb._merged(path, new)
+    assert list(merged.columns) == ["method", "x", "y", "z"]
+    assert merged["method"].tolist() == ["a", "b", "c", "d"] and merged["x"].tolist() == [10.0, 2.0, 3.0, 40.0]
+    assert lb._merged(path, new.iloc[:0]).equals(pd.read_csv(path))
