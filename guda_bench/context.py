@@ -30,7 +30,7 @@ from guda_bench.executor import LocalExecutor, RayExecutor, prebuild_logo
 from guda_bench.models import build_scheduler, load_unet, save_unet, set_prediction
 from guda_bench.precision import autocast
 from guda_bench.sampling import sample_near, sample_prompted, sample_queries
-from guda_bench.store import Artefact, Store
+from guda_bench.store import Artefact, NotCached, Store
 from guda_bench.text import TextStack
 from guda_bench.train import train_model
 from guda_bench.unlearn import unlearn_group
@@ -68,6 +68,7 @@ class Context:
         self._stage: dict | None = None
         self._depth = 0  # how many artefact builds the current fetch is nested in
         self._terms: dict[str, np.ndarray] = {}
+        self.probing = False  # inside probe(): a fetch may read the cache, never build
         self.query_view: tuple[np.ndarray, str] | None = None  # (indices, name) when this is a query view
 
     def on_queries(self, indices: np.ndarray, name: str) -> Context:
@@ -96,6 +97,18 @@ class Context:
             else:
                 view.__dict__[f] = value[torch.from_numpy(idx)] if torch.is_tensor(value) else value[idx]
         return view
+
+    @contextmanager
+    def probe(self) -> Iterator[None]:
+        """Run cache readers with building forbidden: a fetch whose entry is missing raises NotCached, and
+        nothing is charged to the stage (the reads that follow the probe are). Lets a parallel executor skip
+        the jobs whose entries the driver can already see."""
+        saved = self.probing, self._stage
+        self.probing, self._stage = True, None
+        try:
+            yield
+        finally:
+            self.probing, self._stage = saved
 
     # ---- cost ledger -------------------------------------------------------------------------------
     @contextmanager
@@ -131,6 +144,10 @@ class Context:
             finally:
                 self._depth -= 1
 
+        if self.probing:
+            if (cached := self.store.lookup(kind, spec)) is None:
+                raise NotCached(kind)
+            return cached
         depth = self._depth
         art = self.store.get_or_build(kind, spec, build)
         if charge and self._stage is not None:

@@ -110,12 +110,26 @@ def prebuild(ctx: Any, fn: Callable[[Any, Any], Any], items: Sequence[Any]) -> N
     """Run fn(worker_context, item) for every item on the executor (no-op for the local executor).
 
     fn must be a module-level function (or a partial of one) that builds cache entries through the
-    worker's Context; the driver then reads them as if it had built them.
+    worker's Context; the driver then reads them as if it had built them. Items whose entries the driver
+    already finds in the cache (a probe: fn run here with building forbidden) are not sent.
     """
-    if ctx.executor.parallel:
+    if ctx.executor.parallel and not ctx.probing:
         _ = ctx.full, ctx.queries_artefact  # the workers read these from the cache
-        ctx.executor.map(partial(_context_job, ctx.bench, ctx.store.root, ctx.seed, ctx.device, ctx.precision,
-                                 ctx.base, ctx.query_view, fn), list(items))
+        pending = [item for item in items if not _cached(ctx, fn, item)]
+        if pending:
+            ctx.executor.map(partial(_context_job, ctx.bench, ctx.store.root, ctx.seed, ctx.device, ctx.precision,
+                                     ctx.base, ctx.query_view, fn), pending)
+
+
+def _cached(ctx: Any, fn: Callable[[Any, Any], Any], item: Any) -> bool:
+    """Whether fn(ctx, item) finds everything it would build already cached: then no task is sent for it (a
+    warm rerun sends none). Any other error is left to the worker, which reports it as the run would."""
+    try:
+        with ctx.probe():
+            fn(ctx, item)
+    except Exception:  # NotCached; or an error the worker will raise and report as the run would
+        return False
+    return True
 
 
 def _logo_model(seed: int, ctx: Any, k: int) -> str:

@@ -101,6 +101,10 @@ class Artefact:
         return float(self.manifest.get("cost_s", 0.0))
 
 
+class NotCached(Exception):  # noqa: N818 - a probe's answer, not a failure
+    """A probing reader needed an entry that is not in the cache (guda_bench.context.Context.probe)."""
+
+
 class Store:
     """The shared cache. `get_or_build` is the only way artefacts come into being."""
 
@@ -132,16 +136,22 @@ class Store:
                 return None
         return manifest
 
+    def lookup(self, kind: str, spec: Any) -> Artefact | None:
+        """The verified artefact for (kind, spec) if it is in the cache, else None (nothing is built)."""
+        key = self.key(kind, spec)
+        folder = self.folder(kind, key)
+        manifest = self.verify(folder)
+        return None if manifest is None else Artefact(key, folder, manifest, built=False)
+
     def get_or_build(self, kind: str, spec: Any, build: Callable[[Path], dict[str, Any] | None]) -> Artefact:
         """Return the verified artefact for (kind, spec), building it with `build(tmp_folder)` if needed.
 
         `build` writes its files into the folder it is given and may return extra manifest fields.
         """
+        if (cached := self.lookup(kind, spec)) is not None:
+            return cached
         key = self.key(kind, spec)
         folder = self.folder(kind, key)
-        manifest = self.verify(folder)
-        if manifest is not None:
-            return Artefact(key, folder, manifest, built=False)
         lock_dir = self.root / "locks"
         lock_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(str(lock_dir / f"{key}.lock")):

@@ -122,6 +122,44 @@ def test_prebuild_runs_method_jobs_in_worker_contexts_and_the_driver_reuses_them
     assert not art.built and (art.path / "value.txt").read_text() == "x1"
 
 
+class RecordingParallel(InlineParallel):
+    """InlineParallel that records the items it was sent."""
+
+    def __init__(self):
+        self.sent = []
+
+    def map(self, fn, items):
+        self.sent.append(list(items))
+        return super().map(fn, items)
+
+
+def _failing_job(ctx, k: int) -> None:
+    raise RuntimeError(f"job {k} fails")
+
+
+def test_prebuild_sends_only_the_items_whose_entries_are_not_cached_and_charges_no_probe(tmp_path):
+    from functools import partial
+
+    from guda_bench.context import Context
+    from guda_bench.executor import prebuild
+    from guda_bench.registry import DATASETS
+    from guda_bench.store import Store
+
+    register()
+    adapter = DATASETS.entry(NAME).create({})
+    executor = RecordingParallel()
+    ctx = Context(adapter.load(adapter.preset("tiny")), Store(tmp_path / "cache"), executor=executor)
+    prebuild(ctx, partial(_method_job, "x"), [0, 1])
+    with ctx.stage() as stage:
+        prebuild(ctx, partial(_method_job, "x"), [0, 1, 2])  # 0 and 1 are cached: only 2 is sent
+        prebuild(ctx, partial(_method_job, "x"), [0, 1, 2])  # all cached (a warm rerun): nothing is sent
+    assert executor.sent == [[0, 1], [2]]
+    assert stage["cached_cost_s"] == 0 and stage["used"] == {}  # the probes read, they are not charged
+    assert not ctx.probing and ctx._stage is None
+    with pytest.raises(RuntimeError, match="job 3 fails"):  # an error in a probe is left to the worker to raise
+        prebuild(ctx, _failing_job, [3])
+
+
 def test_instance_unlearning_per_query_chunks_equal_the_single_pass(tmp_path, monkeypatch):
     import numpy as np
 
