@@ -138,7 +138,9 @@ class Store:
 
     def lookup(self, kind: str, spec: Any) -> Artefact | None:
         """The verified artefact for (kind, spec) if it is in the cache, else None (nothing is built)."""
-        key = self.key(kind, spec)
+        return self._cached(kind, self.key(kind, spec))
+
+    def _cached(self, kind: str, key: str) -> Artefact | None:
         folder = self.folder(kind, key)
         manifest = self.verify(folder)
         return None if manifest is None else Artefact(key, folder, manifest, built=False)
@@ -148,16 +150,15 @@ class Store:
 
         `build` writes its files into the folder it is given and may return extra manifest fields.
         """
-        if (cached := self.lookup(kind, spec)) is not None:
+        key = self.key(kind, spec)  # hashed once: a spec can be large (e.g. lists of image indices)
+        if (cached := self._cached(kind, key)) is not None:
             return cached
-        key = self.key(kind, spec)
         folder = self.folder(kind, key)
         lock_dir = self.root / "locks"
         lock_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(str(lock_dir / f"{key}.lock")):
-            manifest = self.verify(folder)  # another process may have finished it meanwhile
-            if manifest is not None:
-                return Artefact(key, folder, manifest, built=False)
+            if (cached := self._cached(kind, key)) is not None:  # another process may have finished it meanwhile
+                return cached
             folder.parent.mkdir(parents=True, exist_ok=True)
             # a build killed hard (kill -9, power loss) leaves its temp folder; under the key's lock no other
             # process is building this key, so any such folder is stale and only costs disk
