@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     from guda_bench.context import Context
 
 
-QUERY_CHUNK = 25  # queries per job on a parallel executor
-LOCAL_CHUNK = 200  # queries per cache entry on the local executor: a killed run resumes from the last chunk
+# queries per cache entry, on every executor: a job of a parallel executor, the unit a killed run resumes
+# from, and the same keys whichever executor built them (a local rerun reuses a Ray run's chunks)
+QUERY_CHUNK = 25
 
 
 @register_method("instance-unlearning", description="AbU: unlearn the query (Fisher-preconditioned ascent, all "
@@ -110,9 +111,8 @@ class InstanceUnlearning(Method):
         from guda_bench.executor import prebuild
 
         n = len(ctx.queries)
-        # per-query work in chunks, each a cache entry (small chunks as jobs on a parallel executor)
-        chunk = QUERY_CHUNK if ctx.executor.parallel else LOCAL_CHUNK
-        ranges = [(a, min(a + chunk, n)) for a in range(0, n, chunk)]
+        # per-query work in chunks, each a cache entry and a job on a parallel executor
+        ranges = [(a, min(a + QUERY_CHUNK, n)) for a in range(0, n, QUERY_CHUNK)]
         prebuild(ctx, partial(_chunk_job, self.options), ranges)
         after = np.concatenate([self.after(ctx, a, b) for a, b in ranges])
         diff = after - self._before[None]

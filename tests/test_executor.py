@@ -160,7 +160,8 @@ def test_prebuild_sends_only_the_items_whose_entries_are_not_cached_and_charges_
         prebuild(ctx, _failing_job, [3])
 
 
-def test_instance_unlearning_per_query_chunks_equal_the_single_pass(tmp_path, monkeypatch):
+def test_instance_unlearning_per_query_chunks_equal_the_single_pass_and_are_shared_by_executors(tmp_path,
+                                                                                                 monkeypatch):
     import numpy as np
 
     from guda_bench.context import Context
@@ -169,19 +170,27 @@ def test_instance_unlearning_per_query_chunks_equal_the_single_pass(tmp_path, mo
 
     register()
     module = __import__(METHODS.entry("instance-unlearning").cls.__module__, fromlist=["QUERY_CHUNK"])
-    monkeypatch.setattr(module, "QUERY_CHUNK", 3)
     adapter = DATASETS.entry(NAME).create({})
     bench = adapter.load(adapter.preset("tiny"))
     options = {"max_train_per_group": "2", "n_timesteps": "2", "fisher_samples": "6"}
-    scores = []
-    for executor in (None, InlineParallel()):
-        ctx = Context(bench, Store(tmp_path / "cache"), executor=executor)
+
+    def scores(cache: str, executor=None):
+        ctx = Context(bench, Store(tmp_path / cache), executor=executor)
         method = METHODS.entry("instance-unlearning").create(options)
         method.prepare(ctx)
-        scores.append(method.score(ctx))
-    np.testing.assert_array_equal(scores[0], scores[1])
-    chunks = [p for p in (tmp_path / "cache" / "instance-scores").iterdir()]
-    assert len(chunks) == 1 + 3  # one whole-range entry, three chunks of <= 3 of the 8 queries
+        return method.score(ctx)
+
+    monkeypatch.setattr(module, "QUERY_CHUNK", 100)
+    whole = scores("whole")  # the 8 queries in one pass
+    monkeypatch.setattr(module, "QUERY_CHUNK", 3)
+    local = scores("chunked")  # the local executor builds three chunks of <= 3 queries
+    parallel = RecordingParallel()
+    fanned = scores("chunked", parallel)  # a parallel executor finds the local run's chunks: nothing to send
+    np.testing.assert_array_equal(whole, local)
+    np.testing.assert_array_equal(whole, fanned)
+    assert len(list((tmp_path / "whole" / "instance-scores").iterdir())) == 1
+    assert len(list((tmp_path / "chunked" / "instance-scores").iterdir())) == 3
+    assert parallel.sent == []
 
 
 def test_guda_esd_fans_its_per_group_fine_tunes_out_and_scores_as_a_local_run(tmp_path):
