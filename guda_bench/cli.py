@@ -171,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("run_dir", type=Path)
     pub.add_argument("--dir", type=Path, default=Path("leaderboards"))
     pub.add_argument("--no-plots", action="store_true")
+    pub.add_argument("--replace", action="store_true",
+                     help="start the board afresh from this run (its old rows and derived files go; a truth bundle "
+                          "of another truth is removed): for a board whose truth was rebuilt")
     show = board.add_parser("show", help="a leaderboard as a table (or markdown)")
     show.add_argument("name", help="board name (e.g. digits) or CSV path")
     show.add_argument("--dir", type=Path, default=Path("leaderboards"))
@@ -357,8 +360,14 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from guda_bench import leaderboard as lb
 
     if args.action == "publish":
-        path = lb.publish(args.run_dir, args.dir, plots=not args.no_plots)
-        print(f"published {path}")
+        if not args.replace:
+            print(f"published {lb.publish(args.run_dir, args.dir, plots=not args.no_plots)}")
+            return 0
+        path, removed = lb.replace_board(args.run_dir, args.dir, plots=not args.no_plots)
+        print(f"replaced {path}")
+        if removed is not None:
+            print(f"removed {removed}: it holds the old truth; export this run's with "
+                  f"`guda-bench bundle export {args.run_dir} {removed}`")
         return 0
     if args.action == "site":
         from guda_bench.site import build_site

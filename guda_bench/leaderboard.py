@@ -3,13 +3,16 @@
 A row carries every metric with its 95% CI and standard error, timings and speedup, status, and the
 provenance that says exactly how the number was produced. A board holds rows of ONE ground truth
 (truth hash); publishing a run with another truth is refused, so numbers that were scored against
-different LOGO models never share a table. The noise-ceiling row is kept first and marked.
+different LOGO models never share a table (`replace_board` starts a board afresh from one run, e.g. when its
+truth is rebuilt from more LOGO studies). The noise-ceiling row is kept first and marked.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +196,36 @@ def publish(run_dir: Path, board_dir: Path, plots: bool = True) -> Path:
     return path
 
 
+# every file `publish` writes for a board, as suffixes of its name (digits.csv, digits-pairs.csv, ...)
+PUBLISHED = (".csv", "-per-group.csv", "-per-query.csv", "-pairs.csv", "-pairs.png", "-power.json", "-pareto.png",
+             "-queries.png")
+
+
+def replace_board(run_dir: Path, board_dir: Path, plots: bool = True) -> tuple[Path, Path | None]:
+    """Start a board afresh from one run: its files are published into a scratch folder beside the board and
+    then moved over the old ones, so a failure leaves the old board whole. The old rows go (git keeps them);
+    a truth bundle of another truth no longer matches the board and is removed. Returns the board's path and
+    the removed bundle (or None)."""
+    results = load_run(run_dir)
+    board_dir.mkdir(parents=True, exist_ok=True)
+    name = board_name(results)
+    old = board_dir / f"{name}.csv"
+    old_truths = set(pd.read_csv(old, usecols=["truth_hash"])["truth_hash"].dropna()) if old.exists() else set()
+    with tempfile.TemporaryDirectory(dir=board_dir, prefix=".publish-") as scratch:
+        publish(run_dir, Path(scratch), plots)
+        for suffix in PUBLISHED:
+            new, dst = Path(scratch) / f"{name}{suffix}", board_dir / f"{name}{suffix}"
+            if new.exists():
+                os.replace(new, dst)
+            elif dst.exists():  # e.g. the old board had plots or per-group rows and this run writes none
+                dst.unlink()
+    bundle = board_dir / f"{name}.truth.tar.gz"
+    if bundle.exists() and old_truths and old_truths != {results["run"]["truth_hash"]}:
+        bundle.unlink()
+        return old, bundle
+    return old, None
+
+
 def board_leaders(board: pd.DataFrame, n: int = 4) -> list[str]:
     """The board's n best methods as shipped (power.ranked_methods): the query grid's columns."""
     return power.ranked_methods(board)["method"].head(n).tolist()
@@ -327,7 +360,11 @@ def ranking_agreement(board: pd.DataFrame) -> dict[str, Any] | None:
 
 # ---- paired comparison ------------------------------------------------------------------------------
 def _truth_and_test(run_dir: Path, results: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    gold = np.load(Path(run_dir) / "scores" / "_truth_logoa.npy")
+    path = Path(run_dir) / "scores" / "_truth_logoa.npy"
+    if not path.exists():
+        raise BenchError(f"{run_dir} has no ground-truth scores ({path.name} is missing): rerun it, or copy the "
+                         f"whole run folder")
+    gold = np.load(path)
     return gold, np.asarray(results["splits"]["test"])
 
 

@@ -315,3 +315,41 @@ def test_merging_replaces_a_methods_rows_in_place_and_keeps_the_files_column_ord
     assert list(merged.columns) == ["method", "x", "y", "z"]
     assert merged["method"].tolist() == ["a", "b", "c", "d"] and merged["x"].tolist() == [10.0, 2.0, 3.0, 40.0]
     assert lb._merged(path, new.iloc[:0]).equals(pd.read_csv(path))
+
+
+def test_replace_starts_a_board_afresh_from_one_run_and_drops_a_stale_truth_bundle(runs, capsys):
+    """A board whose truth was rebuilt (more LOGO studies) is replaced as a whole: its files equal a fresh
+    publish of the new run, the old rows and the old truth's bundle are gone; a run that cannot be published
+    leaves the old board whole."""
+    import shutil
+
+    board_dir, fresh_dir = runs / "boards-replaced", runs / "boards-fresh"
+    for run in ("a", "b"):
+        assert main(["leaderboard", "publish", str(runs / run), "--dir", str(board_dir), "--no-plots"]) == 0
+    bundle = board_dir / f"{NAME}.truth.tar.gz"
+    bundle.write_bytes(b"old truth")
+    rebuilt = runs / "rebuilt"  # run a's rows against another truth
+    shutil.copytree(runs / "a", rebuilt)
+    res = json.loads((rebuilt / "results.json").read_text())
+    res["run"]["truth_hash"] = "f0" * 32
+    (rebuilt / "results.json").write_text(json.dumps(res))
+
+    broken = runs / "rebuilt-broken"  # its truth scores are missing: publishing it fails
+    shutil.copytree(rebuilt, broken)
+    (broken / "scores" / "_truth_logoa.npy").unlink()
+    before = {p.name: p.read_bytes() for p in board_dir.iterdir()}
+    assert main(["leaderboard", "publish", str(broken), "--dir", str(board_dir), "--no-plots", "--replace"]) != 0
+    assert {p.name: p.read_bytes() for p in board_dir.iterdir()} == before  # no scratch folder left either
+    capsys.readouterr()
+
+    assert main(["leaderboard", "publish", str(rebuilt), "--dir", str(board_dir), "--no-plots", "--replace"]) == 0
+    out = capsys.readouterr().out
+    assert f"removed {bundle}" in out and "bundle export" in out and not bundle.exists()
+    assert main(["leaderboard", "publish", str(rebuilt), "--dir", str(fresh_dir), "--no-plots"]) == 0
+    replaced = {p.name: p.read_bytes() for p in board_dir.iterdir()}
+    assert replaced == {p.name: p.read_bytes() for p in fresh_dir.iterdir()}
+    board = pd.read_csv(board_dir / f"{NAME}.csv")
+    assert set(board["truth_hash"]) == {"f0" * 32} and not {"pixel-nn", "guda"} & set(board["method"])
+    bundle.write_bytes(b"this truth")  # replacing with a run of the board's own truth keeps its bundle
+    assert main(["leaderboard", "publish", str(rebuilt), "--dir", str(board_dir), "--no-plots", "--replace"]) == 0
+    assert bundle.read_bytes() == b"this truth"
