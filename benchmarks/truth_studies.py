@@ -1,0 +1,66 @@
+"""How firm a run's ground truth is, and how many LOGO studies a noise ceiling of 0.75 would need.
+
+    python benchmarks/truth_studies.py runs/digits-specialists-2seed [--cache DIR] [--max-k 8] [--out F.json]
+
+Reads a finished run folder whose noise ceiling used S >= 2 LOGO studies (`--ceiling-seeds S`): its
+results.json lists every study's LOGOA cache entry, read (checksums verified) from the cache the run used,
+or from a board's truth bundle imported into it (`guda-bench bundle import`). Prints, over the run's test
+queries, the Top-1 agreement between the means of two disjoint sets of k studies for every k <= S/2
+(measured, over every split) and for k up to --max-k (modelled: guda_bench.studies), with the model's
+error where both exist, and the smallest k whose modelled agreement reaches the target: a board with
+`--truth-seeds k --ceiling-seeds 2k` costs 2k LOGO trainings per group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from guda_bench.store import Store
+from guda_bench.studies import firmness
+
+
+def load_studies(run_dir: Path, cache: Path) -> tuple[dict, np.ndarray, np.ndarray]:
+    results = json.loads((run_dir / "results.json").read_text())
+    keys = results["truth"]["artefacts"]["logoa"]
+    store = Store(cache)
+    studies = []
+    for i, key in enumerate(keys):
+        folder = store.folder("logoa", key)
+        if store.verify(folder) is None:
+            raise SystemExit(f"{run_dir}: LOGO study {i} ({key[:12]}) is not in {cache}: pass the run's --cache, "
+                             f"or import the board's truth bundle into it")
+        studies.append(np.load(folder / "logoa.npy"))
+    if len(studies) < 2:
+        raise SystemExit(f"{run_dir}: one LOGO study; rerun with --ceiling-seeds 2 (or more) to measure agreement")
+    return results, np.stack(studies), np.asarray(results["splits"]["test"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--cache", type=Path, default=Path(os.environ.get("GUDA_BENCH_CACHE", ".guda-cache")))
+    parser.add_argument("--max-k", type=int, default=8)
+    parser.add_argument("--target", type=float, default=0.75)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    results, studies, test = load_studies(args.run_dir, args.cache)
+    run = results["run"]
+    out = {"run": args.run_dir.name, "dataset": run["dataset"], "grouping": run.get("grouping"),
+           "query_mode": run.get("query_mode"), "truth_hash": run["truth_hash"],
+           **firmness(studies, test, args.max_k, args.target)}
+    for k, m in out["measured"].items():
+        print(f"k={k}: measured {m['mean']:.3f} [{m['min']:.3f}, {m['max']:.3f}] over {m['splits']} splits, "
+              f"modelled {out['modelled'][k]:.3f}")
+    print("modelled:", ", ".join(f"k={k} {v:.3f}" for k, v in out["modelled"].items()))
+    print(f"studies per side for {args.target}: {out['studies_per_side_for_target'] or f'more than {args.max_k}'}")
+    if args.out:
+        args.out.write_text(json.dumps(out, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
