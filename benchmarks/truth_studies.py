@@ -6,8 +6,8 @@ Reads a finished run folder whose noise ceiling used S >= 2 LOGO studies (`--cei
 results.json lists every study's LOGOA cache entry, read (checksums verified) from the cache the run used,
 or from a board's truth bundle imported into it (`guda-bench bundle import`). Prints, over the run's test
 queries, the Top-1 agreement between the means of two disjoint sets of k studies for every k <= S/2
-(measured, over every split) and for k up to --max-k (modelled: guda_bench.studies), with the model's
-error where both exist, and the smallest k whose modelled agreement reaches the target: a board with
+(measured, over every split) and for k up to --max-k (modelled: guda_bench.studies, calibrated on k=1), with
+the model's error at the other measured k, and the smallest k whose modelled agreement reaches the target: a board with
 `--truth-seeds k --ceiling-seeds 2k` costs 2k LOGO trainings per group.
 """
 
@@ -54,8 +54,10 @@ def main() -> None:
            "query_mode": run.get("query_mode"), "truth_hash": run["truth_hash"],
            **firmness(studies, test, args.max_k, args.target)}
     for k, m in out["measured"].items():
+        role = "calibrated to it" if k == 1 else "its check"
         print(f"k={k}: measured {m['mean']:.3f} [{m['min']:.3f}, {m['max']:.3f}] over {m['splits']} splits, "
-              f"modelled {out['modelled'][k]:.3f}")
+              f"modelled {out['modelled'][k]:.3f} ({role})")
+    print(f"noise scale c = {out['noise_scale']:.3f}")
     print("modelled:", ", ".join(f"k={k} {v:.3f}" for k, v in out["modelled"].items()))
     print(f"studies per side for {args.target}: {out['studies_per_side_for_target'] or f'more than {args.max_k}'}")
     if args.out:
