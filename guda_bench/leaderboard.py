@@ -25,6 +25,8 @@ from guda_bench.results import HEADLINE, TIMING
 from guda_bench.store import atomic_write_text
 
 BOARD_SCHEMA = 1
+# hex strings that pandas would read as numbers when they happen to be all digits (or "1e5"-like)
+TEXT_COLUMNS = {"git_commit": str, "truth_hash": str, "config_hash": str, "data_hash": str}
 PROVENANCE = ("dataset", "preset", "grouping", "seed", "ceiling_seeds", "n_test", "guda_bench", "git_commit",
               "git_dirty", "device", "torch", "diffusers", "python", "config_hash", "truth_hash", "data_hash",
               "created", "command")
@@ -138,7 +140,7 @@ def _merged(path: Path, new: pd.DataFrame) -> pd.DataFrame:
     so a republished method keeps its position and the file does not churn; methods new to it go last."""
     if not path.exists():
         return new
-    old = pd.read_csv(path, dtype={"git_commit": str})
+    old = pd.read_csv(path, dtype=TEXT_COLUMNS)
     if new.empty:  # e.g. a run whose only row is unavailable: nothing to replace (and no object-typed columns)
         return old
     replaced = set(new["method"])
@@ -154,7 +156,7 @@ def _write_csv(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
     republishing, or adding one row, does not move the other rows' derived figures in their last digits."""
     def round_trip(f: pd.DataFrame) -> tuple[str, pd.DataFrame]:
         text = f.to_csv(index=False, float_format="%.6g")
-        return text, pd.read_csv(io.StringIO(text), dtype={"git_commit": str})
+        return text, pd.read_csv(io.StringIO(text), dtype=TEXT_COLUMNS)
 
     # twice: the second pass writes the dtypes a reader infers (a column of ints and a missing value reads as
     # floats), so the bytes are a fixed point and the next publish of the same rows rewrites them unchanged
@@ -169,6 +171,13 @@ def _order(frame: pd.DataFrame) -> pd.DataFrame:
     return key.sort_values(["_c", "_s", "_t", "method"]).drop(columns=["_c", "_s", "_t"]).reset_index(drop=True)
 
 
+def _board_truths(path: Path) -> set[str]:
+    """The truth hashes a board's rows were scored against (empty for a missing board)."""
+    if not path.exists():
+        return set()
+    return set(pd.read_csv(path, usecols=["truth_hash"], dtype=TEXT_COLUMNS)["truth_hash"].dropna())
+
+
 def publish(run_dir: Path, board_dir: Path, plots: bool = True) -> Path:
     """Write or update `board_dir/<dataset>[-<grouping>].csv` from a run, atomically; return its path."""
     results = load_run(run_dir)
@@ -176,7 +185,7 @@ def publish(run_dir: Path, board_dir: Path, plots: bool = True) -> Path:
     board_dir.mkdir(parents=True, exist_ok=True)
     path = board_dir / f"{board_name(results)}.csv"
     if path.exists():
-        truths = set(pd.read_csv(path, usecols=["truth_hash"])["truth_hash"].dropna())
+        truths = _board_truths(path)
         if truths and truths != {results["run"]["truth_hash"]}:
             # a truth rebuilt on another CPU ranks the same but is other bytes: the board's bundle is the way in
             bundle = path.with_name(path.stem + ".truth.tar.gz")
@@ -210,7 +219,7 @@ def replace_board(run_dir: Path, board_dir: Path, plots: bool = True) -> tuple[P
     board_dir.mkdir(parents=True, exist_ok=True)
     name = board_name(results)
     old = board_dir / f"{name}.csv"
-    old_truths = set(pd.read_csv(old, usecols=["truth_hash"])["truth_hash"].dropna()) if old.exists() else set()
+    old_truths = _board_truths(old)
     with tempfile.TemporaryDirectory(dir=board_dir, prefix=".publish-") as scratch:
         publish(run_dir, Path(scratch), plots)
         for suffix in PUBLISHED:
@@ -297,7 +306,7 @@ def read_board(name_or_path: str, board_dir: Path) -> tuple[Path, pd.DataFrame]:
     if not path.exists():
         known = ", ".join(p.stem for p in sorted(board_dir.glob("*.csv"))) or "none"
         raise BenchError(f"no leaderboard {path} (published: {known})")
-    return path, pd.read_csv(path, dtype={"git_commit": str})
+    return path, pd.read_csv(path, dtype=TEXT_COLUMNS)
 
 
 def _cell(row: pd.Series, m: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from guda_bench.leaderboard import board_power, sibling
+from guda_bench.leaderboard import TEXT_COLUMNS, board_power, sibling
 from guda_bench.store import atomic_write_text
 
 PLOTS = (("pareto.png", "Quality against cost (Pareto)"), ("pairs.png", "Who beats whom (paired, Holm-adjusted)"),
@@ -108,7 +108,7 @@ def build_site(board_dir: Path, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     pages, index_rows = [], []
     for path in boards:
-        board = pd.read_csv(path, dtype={"git_commit": str})
+        board = pd.read_csv(path, dtype=TEXT_COLUMNS)
         plots = []
         for suffix, title in PLOTS:
             src = sibling(path, suffix)

@@ -328,10 +328,10 @@ def test_replace_starts_a_board_afresh_from_one_run_and_drops_a_stale_truth_bund
         assert main(["leaderboard", "publish", str(runs / run), "--dir", str(board_dir), "--no-plots"]) == 0
     bundle = board_dir / f"{NAME}.truth.tar.gz"
     bundle.write_bytes(b"old truth")
-    rebuilt = runs / "rebuilt"  # run a's rows against another truth
+    rebuilt = runs / "rebuilt"  # run a's rows against another truth, one pandas would read as a number
     shutil.copytree(runs / "a", rebuilt)
     res = json.loads((rebuilt / "results.json").read_text())
-    res["run"]["truth_hash"] = "f0" * 32
+    res["run"]["truth_hash"] = "1" * 64
     (rebuilt / "results.json").write_text(json.dumps(res))
 
     broken = runs / "rebuilt-broken"  # its truth scores are missing: publishing it fails
@@ -348,8 +348,8 @@ def test_replace_starts_a_board_afresh_from_one_run_and_drops_a_stale_truth_bund
     assert main(["leaderboard", "publish", str(rebuilt), "--dir", str(fresh_dir), "--no-plots"]) == 0
     replaced = {p.name: p.read_bytes() for p in board_dir.iterdir()}
     assert replaced == {p.name: p.read_bytes() for p in fresh_dir.iterdir()}
-    board = pd.read_csv(board_dir / f"{NAME}.csv")
-    assert set(board["truth_hash"]) == {"f0" * 32} and not {"pixel-nn", "guda"} & set(board["method"])
+    board = pd.read_csv(board_dir / f"{NAME}.csv", dtype=lb.TEXT_COLUMNS)
+    assert set(board["truth_hash"]) == {"1" * 64} and not {"pixel-nn", "guda"} & set(board["method"])
     bundle.write_bytes(b"this truth")  # replacing with a run of the board's own truth keeps its bundle
     assert main(["leaderboard", "publish", str(rebuilt), "--dir", str(board_dir), "--no-plots", "--replace"]) == 0
     assert bundle.read_bytes() == b"this truth"
