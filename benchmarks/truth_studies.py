@@ -15,17 +15,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from guda_bench.cli import cache_dir
+from guda_bench.errors import BenchError
+from guda_bench.leaderboard import load_run
 from guda_bench.store import Store
 from guda_bench.studies import firmness
 
 
 def load_studies(run_dir: Path, cache: Path) -> tuple[dict, np.ndarray, np.ndarray]:
-    results = json.loads((run_dir / "results.json").read_text())
+    try:
+        results = load_run(run_dir)
+    except BenchError as exc:
+        raise SystemExit(str(exc)) from None
     keys = results["truth"]["artefacts"]["logoa"]
     store = Store(cache)
     studies = []
@@ -43,12 +48,12 @@ def load_studies(run_dir: Path, cache: Path) -> tuple[dict, np.ndarray, np.ndarr
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--cache", type=Path, default=Path(os.environ.get("GUDA_BENCH_CACHE", ".guda-cache")))
+    parser.add_argument("--cache", type=Path, default=None, help="default: $GUDA_BENCH_CACHE or .guda-cache")
     parser.add_argument("--max-k", type=int, default=8)
     parser.add_argument("--target", type=float, default=0.75)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    results, studies, test = load_studies(args.run_dir, args.cache)
+    results, studies, test = load_studies(args.run_dir, cache_dir(args.cache))
     run = results["run"]
     out = {"run": args.run_dir.name, "dataset": run["dataset"], "grouping": run.get("grouping"),
            "query_mode": run.get("query_mode"), "truth_hash": run["truth_hash"],
