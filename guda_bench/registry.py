@@ -25,6 +25,7 @@ BUILTIN_METHOD_MODULES = (
     "guda_bench.methods.guda",
     "guda_bench.methods.unlearn_refs",
     "guda_bench.methods.pixel",
+    "guda_bench.methods.pixel_kde",
     "guda_bench.methods.prompt_text",
     "guda_bench.methods.random_ranking",
     "guda_bench.methods.clip",

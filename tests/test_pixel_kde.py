@@ -1,0 +1,69 @@
+"""pixel-kde: leave-one-group-out in closed form for a Gaussian kernel density of the training images."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDPMScheduler
+from guda_bench.methods.pixel_kde import PixelKDE, elbo_sigmas, kde_drops, median_nn_distance
+
+from guda_bench.errors import Unavailable
+
+
+def brute_force_drop(q: np.ndarray, x: np.ndarray, group_of: np.ndarray, k: int, sigma: float) -> float:
+    """log density at q of the kernel mixture of every image, minus that without group k (plain sums)."""
+    w = np.exp(-((x - q) ** 2).sum(1) / (2 * sigma**2))
+    return float(np.log(w.sum()) - np.log(w[group_of != k].sum()))
+
+
+def test_drops_equal_the_density_ratio_computed_by_brute_force() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 2, 3, 3))
+    group_of = rng.integers(-1, 4, size=40)  # -1: background images stay in every counterfactual
+    q = rng.normal(size=(7, 2, 3, 3))
+    sigmas = [1.5, 3.0]
+    got = kde_drops(torch.from_numpy(q), torch.from_numpy(x), group_of, 4, sigmas)
+    want = np.array([[np.mean([brute_force_drop(qi.ravel(), x.reshape(40, -1), group_of, k, s) for s in sigmas])
+                      for k in range(4)] for qi in q])
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_mass_not_the_single_nearest_image_decides_at_a_wide_kernel() -> None:
+    """A query whose nearest image is a lone one of group 1, inside a crowd of group 0 slightly further
+    away: a narrow kernel follows the nearest image (as pixel-nn does), a wide one the crowd's mass."""
+    crowd = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]]) * 1.2
+    x = torch.from_numpy(np.vstack([crowd, [[0.5, 0.5]]])).view(5, 1, 1, 2)
+    group_of = np.array([0, 0, 0, 0, 1])
+    q = torch.zeros(1, 1, 1, 2, dtype=torch.float64)
+    assert kde_drops(q, x, group_of, 2, [0.1]).argmax() == 1
+    assert kde_drops(q, x, group_of, 2, [2.0]).argmax() == 0
+    # a group holding every image near the query: a large but finite drop (computed in the log domain)
+    far = torch.from_numpy(np.vstack([crowd, [[50.0, 50.0]]])).view(5, 1, 1, 2)
+    drops = kde_drops(q, far, group_of, 2, [0.05])
+    assert np.isfinite(drops).all() and drops[0, 0] > 1e3 and drops[0, 1] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_elbo_sigmas_are_the_grid_noise_levels_in_image_units() -> None:
+    sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear")
+    sigmas = elbo_sigmas(sched.alphas_cumprod, [110, 410, 650])
+    abar = sched.alphas_cumprod.double()
+    assert sigmas == pytest.approx([float(((1 - abar[t]) / abar[t]).sqrt()) for t in (110, 410, 650)])
+    assert sigmas[0] < sigmas[1] < sigmas[2]
+
+
+def test_median_nn_distance_ignores_the_image_itself() -> None:
+    x = torch.tensor([[0.0], [1.0], [3.0], [7.0], [15.0]], dtype=torch.float64)
+    assert median_nn_distance(x) == pytest.approx(2.0)  # nearest others: 1, 1, 2, 4, 8
+    assert median_nn_distance(x[:4]) == pytest.approx(1.5)  # an even count: the mean of the middle two
+
+
+def test_elbo_widths_are_unavailable_on_a_latent_model_and_a_fixed_width_is_not() -> None:
+    images = torch.arange(12, dtype=torch.float64).view(4, 1, 1, 3)
+    ctx = SimpleNamespace(base=object(), bench=SimpleNamespace(images=images))
+    with pytest.raises(Unavailable, match="latent space"):
+        PixelKDE(bandwidth=0.0).widths(ctx)
+    # nearest-neighbour distance between consecutive images is sqrt(3 * 3^2)
+    assert PixelKDE(bandwidth=0.5).widths(ctx) == pytest.approx([0.5 * np.sqrt(27.0)])
