@@ -60,11 +60,17 @@ def save_scores(out: Path, name: str, scores: np.ndarray) -> None:
     atomic_write_bytes(out / "scores" / f"{name}.npy", lambda p: np.save(open(p, "wb"), scores))
 
 
+def truth_label(run: dict[str, Any]) -> str:
+    """What the truth is, in the noise ceiling's words: one LOGO study's seed, or the studies it averages."""
+    n = int(run.get("truth_seeds") or 1)
+    return f"LOGO seed {run['seed']}" if n == 1 else f"mean of LOGO studies 1..{n}"
+
+
 def print_table(results: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console(width=max(Console().width, 150))
     run = results["run"]
     table = Table(title=f"guda-bench: {run['dataset']} ({run['grouping']}, preset {run['preset']}), "
-                        f"test split n={run['n_test']}, truth = LOGO seed {run['seed']}")
+                        f"test split n={run['n_test']}, truth = {truth_label(run)}")
     table.add_column("method", style="bold")
     table.add_column("status")
     for m in ("Top-1 [95% CI]", "NDCG@3 [95% CI]", "MRR", "Spearman"):

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rich.console import Console
 
 from guda_bench import metrics
 from guda_bench.cli import main
 from guda_bench.config import canonical_hash
 from guda_bench.context import gold_of
+from guda_bench.results import print_table
 from guda_bench.tuning import tuning_hash
 from tests.test_cli_errors import one_error_line
 from tests.tiny_dataset import NAME, TINY, register
@@ -44,6 +46,9 @@ def test_truth_is_the_mean_of_its_studies_and_the_ceiling_of_the_next(averaged: 
     np.testing.assert_array_equal(ceiling, np.mean(np.stack(studies[2:]), axis=0))
     rows = {r["method"]: r for r in res["rows"]}
     assert rows["noise-ceiling"]["reason"] == "LOGO seeds 3..4 vs seeds 1..2 (means)"
+    console = Console(record=True, width=200)
+    print_table(res, console)
+    assert "truth = mean of LOGO studies 1..2" in console.export_text()  # not "LOGO seed 0"
     # the logo row is ONE study (the first), scored against the two-study truth
     test = np.asarray(res["splits"]["test"])
     expected = metrics.top1(studies[0][test], gold[test]).mean()
