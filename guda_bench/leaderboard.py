@@ -276,8 +276,11 @@ def _publish_power(run_dir: Path, results: dict[str, Any], path: Path, board: pd
     pair_rows = power.pairs(per_query, order, seed=int(results["run"]["seed"]))
     atomic_write_text(sibling(path, "pairs.csv"), pair_rows.to_csv(index=False, float_format="%.6g"))
     summary = power.power_summary(board, pair_rows)
+    beyond = power.beyond_similarity(board, per_query, seed=int(results["run"]["seed"]))
     atomic_write_text(sibling(path, "power.json"), json.dumps({**summary, "line": power.power_line(summary),
-                                                               "tuning": power.tuning_line(board, pair_rows)},
+                                                               "tuning": power.tuning_line(board, pair_rows),
+                                                               "beyond_similarity": beyond,
+                                                               "beyond_line": power.beyond_line(beyond)},
                                                               indent=1))
     if plots:
         power.pairs_plot(pair_rows, order, sibling(path, "pairs.png"))
@@ -292,6 +295,10 @@ def board_power(board_path: Path, board: pd.DataFrame) -> str:
     line = power.power_line(power.power_summary(board, pair_rows))
     if tuning := power.tuning_line(board, pair_rows):
         line += f"\n{tuning}"
+    per_query_path = sibling(board_path, "per-query.csv")
+    if per_query_path.exists() and (beyond := power.beyond_line(power.beyond_similarity(
+            board, pd.read_csv(per_query_path)))):
+        line += f"\n{beyond}"
     agree = ranking_agreement(board)
     if agree:
         line += (f"\nLOGO Top-1 vs group LDS ranking: Kendall tau {agree['kendall_tau']:.2f} over "

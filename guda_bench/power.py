@@ -131,6 +131,49 @@ def power_summary(board: pd.DataFrame, pair_rows: pd.DataFrame | None) -> dict[s
     return out
 
 
+def beyond_similarity(board: pd.DataFrame, per_query: pd.DataFrame | None, n_boot: int = 2000,
+                      seed: int = 0) -> dict[str, Any] | None:
+    """Top-1 of every ok row on the test queries that the board's strongest look-alike row (family similarity,
+    @tuned rows included) gets wrong: what a method knows beyond looking alike. Those queries are also where
+    the truth is least firm, so the noise ceiling's Top-1 on them is the reference to read a method against.
+    CIs: percentile bootstrap over those queries, one resample shared by every row (paired)."""
+    if per_query is None or not len(per_query):
+        return None
+    ok = board[board["status"] == "ok"]
+    family = ok["family"] if "family" in ok else pd.Series("", index=ok.index)
+    similarity = ok[family == SIMILARITY].sort_values("top1", ascending=False, kind="stable")
+    wide = per_query.pivot_table(index="query", columns="method", values="top1")
+    if not len(similarity) or similarity["method"].iloc[0] not in wide:
+        return None
+    reference = similarity["method"].iloc[0]
+    missed = wide[wide[reference] == 0]
+    names = [m for m in ok.loc[family != TRUTH, "method"] if m != reference and m in wide]
+    idx = boot_indices(len(missed), n_boot, seed) if len(missed) else None
+    rows = []
+    for name in names:
+        values = missed[name].to_numpy(dtype=float)
+        if not len(values) or np.isnan(values).any():
+            continue
+        boots = values[idx].mean(1)
+        rows.append({"method": name, "top1": float(values.mean()), "ci_low": float(np.quantile(boots, 0.025)),
+                     "ci_high": float(np.quantile(boots, 0.975))})
+    rows.sort(key=lambda r: -r["top1"])
+    return {"reference": reference, "n_missed": int(len(missed)), "n_test": int(len(wide)), "rows": rows}
+
+
+def beyond_line(beyond: dict[str, Any] | None, ceiling: str = "noise-ceiling", chance: str = "random") -> str | None:
+    """One line: on the queries the strongest look-alike row misses, the ceiling, the five best rows as shipped
+    (each method once, as the power line counts them; the JSON keeps the @tuned rows) and chance."""
+    if not beyond or not beyond["rows"]:
+        return None
+    ranked = [r for r in beyond["rows"] if r["method"] != ceiling and not r["method"].endswith(TUNED_SUFFIX)]
+    shown = [r for r in beyond["rows"] if r["method"] == ceiling] + ranked[:TOP]
+    shown += [r for r in ranked[TOP:] if r["method"] == chance]
+    text = "; ".join(f"{r['method']} {r['top1']:.3f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]" for r in shown)
+    return (f"beyond similarity (Top-1 on the {beyond['n_missed']} of {beyond['n_test']} test queries "
+            f"{beyond['reference']} misses): {text}")
+
+
 def tuned_rows(board: pd.DataFrame) -> pd.Series:
     """True for NAME@tuned rows: the power line and rank agreement leave them out and count each method once,
     as shipped (the tuning line compares each tuned row with its shipped twin)."""

@@ -165,13 +165,45 @@ def test_publish_writes_pairs_power_and_per_query_files_that_merge_like_the_boar
     assert power["n_test"] == n_test and power["best_similarity"] in ("pixel-cosine", "pixel-nn")
     assert power["pairs"] == 6  # guda, pixel-cosine, pixel-nn, random: the truth and the ceiling are not methods
     assert power["line"].startswith("power: n_test")
+    beyond = power["beyond_similarity"]  # every ok row but the truth and the reference, on the reference's misses
+    assert beyond["reference"] == power["best_similarity"] and beyond["n_test"] == n_test
+    assert {r["method"] for r in beyond["rows"]} == set(board["method"]) - {"logo", beyond["reference"]}
     assert (board_dir / f"{NAME}-pairs.png").stat().st_size > 1000
     capsys.readouterr()
     assert main(["leaderboard", "show", NAME, "--dir", str(board_dir)]) == 0
-    assert "power: n_test" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "power: n_test" in shown and f"test queries {beyond['reference']} misses" in shown
     # republishing a run replaces its per-query rows, it does not duplicate them
     assert main(["leaderboard", "publish", str(runs / "b"), "--dir", str(board_dir), "--no-plots"]) == 0
     assert len(pd.read_csv(board_dir / f"{NAME}-per-query.csv")) == len(per_query)
+
+
+def test_beyond_similarity_scores_rows_on_the_queries_the_strongest_look_alike_row_misses():
+    from guda_bench.power import beyond_line, beyond_similarity
+
+    q = np.arange(8)
+    looks = np.array([1, 1, 1, 1, 0, 0, 0, 0])  # the shipped look-alike row
+    tuned = np.array([1, 1, 1, 1, 1, 1, 0, 0])  # its tuned row: stronger, so it is the reference
+    method = np.array([0, 0, 0, 0, 1, 1, 1, 0])  # right on one of the tuned row's two misses (query 6)
+    ceiling = np.array([1, 1, 1, 1, 1, 1, 1, 1])
+    frame = pd.concat([pd.DataFrame({"method": m, "query": q, "top1": v.astype(float), "ndcg@3": 0.5})
+                       for m, v in (("pixel-x", looks), ("pixel-x@tuned", tuned), ("gradient", method),
+                                    ("noise-ceiling", ceiling), ("logo", ceiling))], ignore_index=True)
+    board = pd.DataFrame({"method": ["noise-ceiling", "logo", "pixel-x", "pixel-x@tuned", "gradient", "gone"],
+                          "kind": ["ceiling", "method", "method", "method", "method", "method"],
+                          "status": ["ok", "ok", "ok", "ok", "ok", "unavailable"],
+                          "family": ["ceiling", "truth", "similarity", "similarity", "attribution", "attribution"],
+                          "tuned": [False, False, False, True, False, False],
+                          "top1": [1.0, 1.0, 0.5, 0.75, 0.375, None]})
+    out = beyond_similarity(board, frame, n_boot=500)
+    assert out["reference"] == "pixel-x@tuned" and (out["n_missed"], out["n_test"]) == (2, 8)
+    got = {r["method"]: r["top1"] for r in out["rows"]}
+    assert got == {"noise-ceiling": 1.0, "gradient": 0.5, "pixel-x": 0.0}  # queries 6 and 7 only; no truth row
+    assert all(r["ci_low"] <= r["top1"] <= r["ci_high"] for r in out["rows"])
+    line = beyond_line(out)
+    assert line.startswith("beyond similarity (Top-1 on the 2 of 8 test queries pixel-x@tuned misses)")
+    assert line.index("noise-ceiling") < line.index("gradient 0.500")
+    assert beyond_similarity(board[board.family != "similarity"], frame) is None  # no look-alike row: no line
 
 
 def test_holm_adjustment_matches_a_hand_computation():
