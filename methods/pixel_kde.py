@@ -17,6 +17,11 @@ timestep grid, sigma_t = sqrt((1 - abar_t) / abar_t) in image units: the levels 
 itself compares models. `bandwidth > 0` uses one width, that multiple of the training images' median
 nearest-neighbour distance (scale-free across datasets); `guda-bench tune` picks among these on the tuning
 split like every other method's settings.
+
+`estimator=elbo` applies the truth's own estimator (the ELBO grid's eps-MSE terms, the same noise draws) to
+the training set's optimal denoiser with and without each group: LOGO of the memorising model, exactly as the
+ground truth computes it for trained models (unconditional: it ignores prompts). Its low-noise terms snap to
+the nearest training image, so it behaves more like `pixel-nn` than the density estimator does.
 """
 
 from __future__ import annotations
@@ -88,6 +93,39 @@ def kde_drops(queries: torch.Tensor, images: torch.Tensor, group_of: np.ndarray,
     return out / len(sigmas)
 
 
+def optimal_denoiser_logoa(queries: torch.Tensor, noise: torch.Tensor, timesteps: list[int],
+                           alphas_cumprod: torch.Tensor, weights: torch.Tensor, images: torch.Tensor,
+                           group_of: np.ndarray, n_groups: int) -> np.ndarray:
+    """[Q, n_groups] the truth's own estimator with the model replaced by the training set's optimal denoiser:
+    sum over the ELBO grid of w_t (|eps - eps_opt^{-k}(x_t)|^2 - |eps - eps_opt(x_t)|^2), with the ELBO's noise
+    draws (noise: [Q, n_t, C, H, W]). Removing a group drops its terms from the posterior mean
+    x0_hat = sum_i w_i x_i / sum_i w_i, so every counterfactual comes from per-group sums."""
+    x = images.flatten(1).double()
+    q = queries.flatten(1).double()
+    members = [torch.from_numpy(np.flatnonzero(group_of == k)) for k in [*range(n_groups), -1]]
+    out = np.zeros((len(q), n_groups))
+    for start in range(0, len(q), QUERY_CHUNK):
+        q0 = q[start:start + QUERY_CHUNK]
+        for j in range(noise.shape[1]):
+            eps = noise[start:start + QUERY_CHUNK, j].flatten(1).double()
+            abar = float(alphas_cumprod[timesteps[j]])
+            a, s = abar ** 0.5, (1 - abar) ** 0.5
+            xt = a * q0 + s * eps
+            logw = -torch.cdist(xt, a * x).square() / (2 * s * s)
+            w = (logw - logw.max(1, keepdim=True).values).exp()
+            mass = torch.stack([w[:, m].sum(1) for m in members], 1)  # [B, K + 1]
+            moment = torch.stack([w[:, m] @ x[m] for m in members], 1)  # [B, K + 1, D]
+            # |eps - eps_hat|^2 with eps_hat = (x_t - a x0_hat) / s is (a / s)^2 |x0 - x0_hat|^2
+            scale = float(weights[j]) * (a / s) ** 2
+            total, first = mass.sum(1), moment.sum(1)
+            full = (q0 - first / total[:, None]).square().sum(1)
+            for k in range(n_groups):
+                rest = (total - mass[:, k]).clamp_min(torch.finfo(torch.float64).tiny)
+                without = (q0 - (first - moment[:, k]) / rest[:, None]).square().sum(1)
+                out[start:start + len(q0), k] += scale * (without - full).numpy()
+    return out
+
+
 @register_method("pixel-kde", description="closed-form LOGO of a Gaussian kernel density of the training images")
 class PixelKDE(Method):
     """Log density drop at the query when a group's images leave a pixel-space Gaussian kernel density."""
@@ -95,11 +133,17 @@ class PixelKDE(Method):
     requires = frozenset({"train_images"})
     family = "similarity"
     OPTIONS = {"bandwidth": Option("float", 0.0, "0: the ELBO grid's noise levels; > 0: one kernel width, in "
-                                   "multiples of the training images' median nearest-neighbour distance", low=0.0)}
+                                   "multiples of the training images' median nearest-neighbour distance", low=0.0),
+               "estimator": Option("str", "density", "density: the drop in log kernel density; elbo: the truth's "
+                                   "ELBO estimator on the optimal denoiser (its own noise levels and draws)",
+                                   choices=("density", "elbo"))}
     SEARCH_SPACE = {"bandwidth": (0.0, 0.125, 0.25, 0.5, 1.0, 2.0)}
 
-    def __init__(self, bandwidth: float = 0.0) -> None:
+    def __init__(self, bandwidth: float = 0.0, estimator: str = "density") -> None:
+        if estimator == "elbo" and bandwidth > 0:
+            raise ValueError("estimator=elbo uses the ELBO's own noise levels: leave bandwidth at 0")
         self.bandwidth = float(bandwidth)
+        self.estimator = estimator
         self.sigmas: list[float] = []
 
     def widths(self, ctx: Context) -> list[float]:
@@ -113,10 +157,15 @@ class PixelKDE(Method):
 
     def score(self, ctx: Context) -> np.ndarray:
         self.sigmas = self.widths(ctx)
+        if self.estimator == "elbo":
+            scorer = ctx.scorer  # the truth's queries, noise draws, timesteps and term weights
+            return optimal_denoiser_logoa(scorer.queries, scorer.noise(), scorer.timesteps,
+                                          ctx.scheduler.alphas_cumprod.double(), scorer.weights, ctx.bench.images,
+                                          ctx.bench.group_of, ctx.bench.n_groups)
         return kde_drops(ctx.query_images, ctx.bench.images, ctx.bench.group_of, ctx.bench.n_groups, self.sigmas)
 
     def describe_settings(self) -> dict:
-        out: dict = {"bandwidth": self.bandwidth}
+        out: dict = {"bandwidth": self.bandwidth, "estimator": self.estimator}
         if self.sigmas:
             out["kernel_widths"] = [round(s, 4) for s in self.sigmas]
         return out

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 from diffusers import DDPMScheduler
-from guda_bench.methods.pixel_kde import PixelKDE, elbo_sigmas, kde_drops, median_nn_distance
+from guda_bench.methods.pixel_kde import (
+    PixelKDE,
+    elbo_sigmas,
+    kde_drops,
+    median_nn_distance,
+    optimal_denoiser_logoa,
+)
 
 from guda_bench.errors import Unavailable
 
@@ -67,3 +73,41 @@ def test_elbo_widths_are_unavailable_on_a_latent_model_and_a_fixed_width_is_not(
         PixelKDE(bandwidth=0.0).widths(ctx)
     # nearest-neighbour distance between consecutive images is sqrt(3 * 3^2)
     assert PixelKDE(bandwidth=0.5).widths(ctx) == pytest.approx([0.5 * np.sqrt(27.0)])
+
+
+def optimal_eps(xt: np.ndarray, x: np.ndarray, a: float, s: float) -> np.ndarray:
+    """eps prediction of the optimal denoiser of the images x at one noisy input, by the definition."""
+    w = np.exp(-((xt - a * x) ** 2).sum(1) / (2 * s * s))
+    return (xt - a * (w[:, None] * x).sum(0) / w.sum()) / s
+
+
+def test_elbo_estimator_is_the_truths_estimator_on_the_optimal_denoiser_without_each_group() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(30, 1, 2, 2)) * 0.5
+    group_of = rng.integers(-1, 3, size=30)
+    group_of[:3] = [0, 1, 2]  # every group holds an image
+    q = rng.normal(size=(5, 1, 2, 2)) * 0.5
+    timesteps = [100, 400]
+    sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear")
+    abar = sched.alphas_cumprod.double()
+    noise = rng.normal(size=(5, 2, 1, 2, 2))
+    weights = torch.tensor([1.0, 0.5])
+    got = optimal_denoiser_logoa(torch.from_numpy(q), torch.from_numpy(noise), timesteps, abar, weights,
+                                 torch.from_numpy(x), group_of, 3)
+    flat = x.reshape(30, -1)
+    want = np.zeros((5, 3))
+    for i in range(5):
+        for j, t in enumerate(timesteps):
+            a, s = float(abar[t].sqrt()), float((1 - abar[t]).sqrt())
+            eps = noise[i, j].ravel()
+            xt = a * q[i].ravel() + s * eps
+            full = ((optimal_eps(xt, flat, a, s) - eps) ** 2).sum()
+            for k in range(3):
+                without = ((optimal_eps(xt, flat[group_of != k], a, s) - eps) ** 2).sum()
+                want[i, k] += float(weights[j]) * (without - full)
+    np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10)
+
+
+def test_elbo_estimator_takes_no_kernel_width() -> None:
+    with pytest.raises(ValueError, match="bandwidth"):
+        PixelKDE(bandwidth=0.5, estimator="elbo")
