@@ -93,13 +93,21 @@ def kde_drops(queries: torch.Tensor, images: torch.Tensor, group_of: np.ndarray,
     return out / len(sigmas)
 
 
+def posterior_mean(log_mass: torch.Tensor, means: torch.Tensor, keep: list[int]) -> torch.Tensor:
+    """[B, D] optimal denoiser's x0 estimate from the groups `keep` only: their means weighted by their shares
+    of the kept weight (log_mass [B, G], means [B, G, D])."""
+    share = torch.softmax(log_mass[:, keep], 1)
+    return (share[:, :, None] * means[:, keep]).sum(1)
+
+
 def optimal_denoiser_logoa(queries: torch.Tensor, noise: torch.Tensor, timesteps: list[int],
                            alphas_cumprod: torch.Tensor, weights: torch.Tensor, images: torch.Tensor,
                            group_of: np.ndarray, n_groups: int) -> np.ndarray:
     """[Q, n_groups] the truth's own estimator with the model replaced by the training set's optimal denoiser:
     sum over the ELBO grid of w_t (|eps - eps_opt^{-k}(x_t)|^2 - |eps - eps_opt(x_t)|^2), with the ELBO's noise
     draws (noise: [Q, n_t, C, H, W]). Removing a group drops its terms from the posterior mean
-    x0_hat = sum_i w_i x_i / sum_i w_i, so every counterfactual comes from per-group sums."""
+    x0_hat = sum_i w_i x_i / sum_i w_i, so every counterfactual comes from per-group masses and means (in the
+    log domain: exact when the other groups' weights underflow)."""
     x = images.flatten(1).double()
     q = queries.flatten(1).double()
     members = [torch.from_numpy(np.flatnonzero(group_of == k)) for k in [*range(n_groups), -1]]
@@ -112,16 +120,18 @@ def optimal_denoiser_logoa(queries: torch.Tensor, noise: torch.Tensor, timesteps
             a, s = abar ** 0.5, (1 - abar) ** 0.5
             xt = a * q0 + s * eps
             logw = -torch.cdist(xt, a * x).square() / (2 * s * s)
-            w = (logw - logw.max(1, keepdim=True).values).exp()
-            mass = torch.stack([w[:, m].sum(1) for m in members], 1)  # [B, K + 1]
-            moment = torch.stack([w[:, m] @ x[m] for m in members], 1)  # [B, K + 1, D]
+            # per group: log of its total weight and its weighted mean image (each normalised on its own, so a
+            # group far from x_t keeps an exact mean however small its weight)
+            log_mass = torch.stack([torch.logsumexp(logw[:, m], 1) for m in members], 1)  # [B, K + 1]
+            means = torch.stack([torch.softmax(logw[:, m], 1) @ x[m] for m in members], 1)  # [B, K + 1, D]
+
             # |eps - eps_hat|^2 with eps_hat = (x_t - a x0_hat) / s is (a / s)^2 |x0 - x0_hat|^2
             scale = float(weights[j]) * (a / s) ** 2
-            total, first = mass.sum(1), moment.sum(1)
-            full = (q0 - first / total[:, None]).square().sum(1)
+            groups = [g for g in range(n_groups + 1) if len(members[g])]
+            full = (q0 - posterior_mean(log_mass, means, groups)).square().sum(1)
             for k in range(n_groups):
-                rest = (total - mass[:, k]).clamp_min(torch.finfo(torch.float64).tiny)
-                without = (q0 - (first - moment[:, k]) / rest[:, None]).square().sum(1)
+                rest = [g for g in groups if g != k]
+                without = (q0 - posterior_mean(log_mass, means, rest)).square().sum(1)
                 out[start:start + len(q0), k] += scale * (without - full).numpy()
     return out
 

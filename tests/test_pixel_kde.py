@@ -111,3 +111,19 @@ def test_elbo_estimator_is_the_truths_estimator_on_the_optimal_denoiser_without_
 def test_elbo_estimator_takes_no_kernel_width() -> None:
     with pytest.raises(ValueError, match="bandwidth"):
         PixelKDE(bandwidth=0.5, estimator="elbo")
+
+
+def test_elbo_estimator_stays_finite_when_the_other_groups_weights_underflow() -> None:
+    """At low noise only the nearest group has any weight in float64; removing it must still give an exact,
+    finite counterfactual (the other groups' own means), not 0 / 0."""
+    x = torch.tensor([[0.0, 0.0], [0.1, 0.0], [40.0, 0.0], [0.0, 40.0]], dtype=torch.float64).view(4, 1, 1, 2)
+    group_of = np.array([0, 0, 1, 2])
+    sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear")
+    q = torch.zeros(1, 1, 1, 2, dtype=torch.float64)
+    got = optimal_denoiser_logoa(q, torch.zeros(1, 1, 1, 1, 2, dtype=torch.float64), [5],
+                                 sched.alphas_cumprod.double(), torch.tensor([1.0]), x, group_of, 3)
+    assert np.isfinite(got).all()
+    abar = float(sched.alphas_cumprod[5])
+    # without group 0 the estimate is the midpoint of the two far images (equal weights): (20, 20)
+    assert got[0, 0] == pytest.approx(abar / (1 - abar) * 800.0, rel=1e-6)
+    assert got[0, 1] == pytest.approx(0.0, abs=1e-6) and got[0, 2] == pytest.approx(0.0, abs=1e-6)
