@@ -147,7 +147,7 @@ class PixelKDE(Method):
                "estimator": Option("str", "density", "density: the drop in log kernel density; elbo: the truth's "
                                    "ELBO estimator on the optimal denoiser (its own noise levels and draws)",
                                    choices=("density", "elbo"))}
-    SEARCH_SPACE = {"bandwidth": (0.0, 0.125, 0.25, 0.5, 1.0, 2.0)}
+    SEARCH_SPACE = {"bandwidth": (0.0, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)}  # 8: the tuning budget
 
     def __init__(self, bandwidth: float = 0.0, estimator: str = "density") -> None:
         if estimator == "elbo" and bandwidth > 0:
