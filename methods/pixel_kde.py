@@ -53,9 +53,13 @@ def median_nn_distance(x: torch.Tensor, sample: int = 2000, seed: int = 0) -> fl
     most `sample` images against all): the data's own length scale."""
     n = len(x)
     idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[: min(sample, n)]
-    d = torch.cdist(x[idx], x)
-    d[torch.arange(len(idx)), idx] = float("inf")
-    return float(np.median(d.min(1).values.numpy()))
+    nearest = []
+    for start in range(0, len(idx), QUERY_CHUNK):  # [chunk, N] blocks: 50k CIFAR images stay ~100 MB
+        rows = idx[start:start + QUERY_CHUNK]
+        d = torch.cdist(x[rows], x)
+        d[torch.arange(len(rows)), rows] = float("inf")
+        nearest.append(d.min(1).values)
+    return float(np.median(torch.cat(nearest).numpy()))
 
 
 def group_log_mass(sq_dist: torch.Tensor, group_of: np.ndarray, n_groups: int, sigma: float) -> torch.Tensor:

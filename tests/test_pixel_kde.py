@@ -127,3 +127,10 @@ def test_elbo_estimator_stays_finite_when_the_other_groups_weights_underflow() -
     # without group 0 the estimate is the midpoint of the two far images (equal weights): (20, 20)
     assert got[0, 0] == pytest.approx(abar / (1 - abar) * 800.0, rel=1e-6)
     assert got[0, 1] == pytest.approx(0.0, abs=1e-6) and got[0, 2] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_median_nn_distance_is_the_same_in_blocks() -> None:
+    x = torch.from_numpy(np.random.default_rng(3).normal(size=(700, 5)))
+    d = torch.cdist(x, x)
+    d.fill_diagonal_(float("inf"))
+    assert median_nn_distance(x, sample=700) == pytest.approx(float(np.median(d.min(1).values.numpy())))
