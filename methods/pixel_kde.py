@@ -62,15 +62,15 @@ def median_nn_distance(x: torch.Tensor, sample: int = 2000, seed: int = 0) -> fl
     return float(np.median(torch.cat(nearest).numpy()))
 
 
-def group_log_mass(sq_dist: torch.Tensor, group_of: np.ndarray, n_groups: int, sigma: float) -> torch.Tensor:
-    """[Q, n_groups + 1] log kernel mass of each group at the queries (last column: background images, -1)."""
-    logw = -sq_dist / (2.0 * sigma * sigma)
-    cols = []
-    for k in [*range(n_groups), -1]:
-        members = torch.from_numpy(np.flatnonzero(group_of == k))
-        cols.append(torch.logsumexp(logw[:, members], 1) if len(members)
-                    else torch.full((len(logw),), -torch.inf, dtype=logw.dtype))
-    return torch.stack(cols, 1)
+def group_members(group_of: np.ndarray, n_groups: int) -> list[torch.Tensor]:
+    """Image indices of each group, then of the background images (group -1, kept in every counterfactual)."""
+    return [torch.from_numpy(np.flatnonzero(group_of == k)) for k in [*range(n_groups), -1]]
+
+
+def group_log_mass(logw: torch.Tensor, members: list[torch.Tensor]) -> torch.Tensor:
+    """[Q, len(members)] log of each member set's summed kernel weight, from [Q, N] log weights (-inf: empty)."""
+    return torch.stack([torch.logsumexp(logw[:, m], 1) if len(m)
+                        else torch.full((len(logw),), -torch.inf, dtype=logw.dtype) for m in members], 1)
 
 
 def removal_drops(log_mass: torch.Tensor) -> torch.Tensor:
@@ -89,11 +89,13 @@ def kde_drops(queries: torch.Tensor, images: torch.Tensor, group_of: np.ndarray,
     """[Q, n_groups] mean over `sigmas` of the log density drop at each query when a group is removed."""
     x = images.flatten(1).double()
     q = queries.flatten(1).double()
+    members = group_members(group_of, n_groups)
     out = np.zeros((len(q), n_groups))
     for start in range(0, len(q), QUERY_CHUNK):
         sq = torch.cdist(q[start:start + QUERY_CHUNK], x).square()
         for sigma in sigmas:
-            out[start:start + len(sq)] += removal_drops(group_log_mass(sq, group_of, n_groups, sigma)).numpy()
+            log_mass = group_log_mass(-sq / (2.0 * sigma * sigma), members)
+            out[start:start + len(sq)] += removal_drops(log_mass).numpy()
     return out / len(sigmas)
 
 
@@ -114,7 +116,8 @@ def optimal_denoiser_logoa(queries: torch.Tensor, noise: torch.Tensor, timesteps
     log domain: exact when the other groups' weights underflow)."""
     x = images.flatten(1).double()
     q = queries.flatten(1).double()
-    members = [torch.from_numpy(np.flatnonzero(group_of == k)) for k in [*range(n_groups), -1]]
+    members = group_members(group_of, n_groups)
+    groups = [g for g, m in enumerate(members) if len(m)]  # an empty group has no mean
     out = np.zeros((len(q), n_groups))
     for start in range(0, len(q), QUERY_CHUNK):
         q0 = q[start:start + QUERY_CHUNK]
@@ -126,12 +129,13 @@ def optimal_denoiser_logoa(queries: torch.Tensor, noise: torch.Tensor, timesteps
             logw = -torch.cdist(xt, a * x).square() / (2 * s * s)
             # per group: log of its total weight and its weighted mean image (each normalised on its own, so a
             # group far from x_t keeps an exact mean however small its weight)
-            log_mass = torch.stack([torch.logsumexp(logw[:, m], 1) for m in members], 1)  # [B, K + 1]
-            means = torch.stack([torch.softmax(logw[:, m], 1) @ x[m] for m in members], 1)  # [B, K + 1, D]
+            log_mass = group_log_mass(logw, members)  # [B, K + 1]
+            means = torch.zeros(len(q0), len(members), x.shape[1], dtype=x.dtype)  # [B, K + 1, D]
+            for g in groups:
+                means[:, g] = torch.softmax(logw[:, members[g]], 1) @ x[members[g]]
 
             # |eps - eps_hat|^2 with eps_hat = (x_t - a x0_hat) / s is (a / s)^2 |x0 - x0_hat|^2
             scale = float(weights[j]) * (a / s) ** 2
-            groups = [g for g in range(n_groups + 1) if len(members[g])]
             full = (q0 - posterior_mean(log_mass, means, groups)).square().sum(1)
             for k in range(n_groups):
                 rest = [g for g in groups if g != k]
