@@ -295,9 +295,8 @@ def board_power(board_path: Path, board: pd.DataFrame) -> str:
     line = power.power_line(power.power_summary(board, pair_rows))
     if tuning := power.tuning_line(board, pair_rows):
         line += f"\n{tuning}"
-    per_query_path = sibling(board_path, "per-query.csv")
-    if per_query_path.exists() and (beyond := power.beyond_line(power.beyond_similarity(
-            board, pd.read_csv(per_query_path)))):
+    power_path = sibling(board_path, "power.json")  # publish computed it (bootstrap seeded by the run)
+    if power_path.exists() and (beyond := json.loads(power_path.read_text()).get("beyond_line")):
         line += f"\n{beyond}"
     agree = ranking_agreement(board)
     if agree:

@@ -147,18 +147,21 @@ def beyond_similarity(board: pd.DataFrame, per_query: pd.DataFrame | None, n_boo
         return None
     reference = similarity["method"].iloc[0]
     missed = wide[wide[reference] == 0]
+    out: dict[str, Any] = {"reference": reference, "n_missed": int(len(missed)), "n_test": int(len(wide)), "rows": []}
+    if not len(missed):
+        return out
     names = [m for m in ok.loc[family != TRUTH, "method"] if m != reference and m in wide]
-    idx = boot_indices(len(missed), n_boot, seed) if len(missed) else None
+    idx = boot_indices(len(missed), n_boot, seed)
     rows = []
     for name in names:
         values = missed[name].to_numpy(dtype=float)
-        if not len(values) or np.isnan(values).any():
+        if np.isnan(values).any():
             continue
         boots = values[idx].mean(1)
         rows.append({"method": name, "top1": float(values.mean()), "ci_low": float(np.quantile(boots, 0.025)),
                      "ci_high": float(np.quantile(boots, 0.975))})
-    rows.sort(key=lambda r: -r["top1"])
-    return {"reference": reference, "n_missed": int(len(missed)), "n_test": int(len(wide)), "rows": rows}
+    out["rows"] = sorted(rows, key=lambda r: -r["top1"])
+    return out
 
 
 def beyond_line(beyond: dict[str, Any] | None, ceiling: str = "noise-ceiling", chance: str = "random") -> str | None:
