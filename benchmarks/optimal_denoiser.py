@@ -63,9 +63,11 @@ def measure(bundle: Path, cache: Path, n_queries: int, seed: int = 0) -> dict:
     q = queries[pick].flatten(1)
     x = bench.images.flatten(1).double()
     conditional = query_cond is not None
-    if conditional:
-        image_prompt = np.asarray(bench.text.image_prompt_index())
-        query_prompt = np.asarray(ctx.query_prompts)[pick]
+    # the optimum of a conditional model is the mixture over the query's own prompt's images; an unconditional
+    # model's is over all images (one "prompt" for everything)
+    image_prompt = np.asarray(bench.text.image_prompt_index()) if conditional else np.zeros(len(x), dtype=int)
+    query_prompt = np.asarray(ctx.query_prompts)[pick] if conditional else np.zeros(len(q), dtype=int)
+    cond = query_cond[torch.from_numpy(pick)] if conditional else None
     abar = ctx.scheduler.alphas_cumprod.double()
     shape = tuple(queries.shape[1:])
     rows = []
@@ -74,19 +76,13 @@ def measure(bundle: Path, cache: Path, n_queries: int, seed: int = 0) -> dict:
         eps = torch.randn(q.shape, generator=torch.Generator().manual_seed(seed * 1000 + t), dtype=torch.float64)
         xt = a * q + s * eps
         with torch.no_grad():
-            cond = None if not conditional else query_cond[torch.from_numpy(pick)]
             model = denoise(unet, xt.float().view(-1, *shape), torch.full((len(q),), t), cond).double().flatten(1)
-        if conditional:  # the optimum of a conditional model: the mixture over the query's own prompt's images
-            opt = torch.empty_like(xt)
-            h1, h2 = torch.empty_like(xt), torch.empty_like(xt)
-            for p in np.unique(query_prompt):
-                rows_p = torch.from_numpy(np.flatnonzero(query_prompt == p))
-                members = x[torch.from_numpy(np.flatnonzero(image_prompt == p))]
-                opt[rows_p] = optimal_eps(xt[rows_p], members, a, s)
-                h1[rows_p], h2[rows_p] = halves_eps(xt[rows_p], members, a, s, seed)
-        else:
-            opt = optimal_eps(xt, x, a, s)
-            h1, h2 = halves_eps(xt, x, a, s, seed)
+        opt, h1, h2 = torch.empty_like(xt), torch.empty_like(xt), torch.empty_like(xt)
+        for p in np.unique(query_prompt):
+            rows_p = torch.from_numpy(np.flatnonzero(query_prompt == p))
+            members = x[torch.from_numpy(np.flatnonzero(image_prompt == p))]
+            opt[rows_p] = optimal_eps(xt[rows_p], members, a, s)
+            h1[rows_p], h2[rows_p] = halves_eps(xt[rows_p], members, a, s, seed)
         energy = float(model.square().sum(1).mean())
         rows.append({"t": t, "sigma": round(s / a, 4),
                      "model_vs_optimal": round(float((model - opt).square().sum(1).mean()) / energy, 4),
