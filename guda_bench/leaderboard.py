@@ -21,7 +21,7 @@ import pandas as pd
 
 from guda_bench import metrics, power
 from guda_bench.errors import BenchError
-from guda_bench.results import HEADLINE, TIMING
+from guda_bench.results import HEADLINE, TIMING, TUNED_SUFFIX
 from guda_bench.store import atomic_write_text
 
 BOARD_SCHEMA = 1
@@ -277,13 +277,33 @@ def _publish_power(run_dir: Path, results: dict[str, Any], path: Path, board: pd
     atomic_write_text(sibling(path, "pairs.csv"), pair_rows.to_csv(index=False, float_format="%.6g"))
     summary = power.power_summary(board, pair_rows)
     beyond = power.beyond_similarity(board, per_query, seed=int(results["run"]["seed"]))
+    tuning = power.tuning_line(board, pair_rows, untuned_methods(board))
     atomic_write_text(sibling(path, "power.json"), json.dumps({**summary, "line": power.power_line(summary),
-                                                               "tuning": power.tuning_line(board, pair_rows),
+                                                               "tuning": tuning,
                                                                "beyond_similarity": beyond,
                                                                "beyond_line": power.beyond_line(beyond)},
                                                               indent=1))
     if plots:
         power.pairs_plot(pair_rows, order, sibling(path, "pairs.png"))
+
+
+def untuned_methods(board: pd.DataFrame) -> list[str]:
+    """Ok shipped rows of methods with a search space but no NAME@tuned row on the board (methods this
+    installation does not know are left out: their space is unknown)."""
+    from guda_bench.registry import METHODS
+
+    names = set(board["method"].astype(str))
+    rows = board[(board["status"] == "ok") & (board["kind"] == "method") & ~power.tuned_rows(board)]
+    out = []
+    for name in rows["method"].astype(str):
+        if f"{name}{TUNED_SUFFIX}" in names:
+            continue
+        try:
+            if METHODS.entry(name).space():
+                out.append(name)
+        except BenchError:
+            continue
+    return out
 
 
 def board_power(board_path: Path, board: pd.DataFrame) -> str:
@@ -293,7 +313,7 @@ def board_power(board_path: Path, board: pd.DataFrame) -> str:
     if "family" not in board:
         board = board.assign(family=[_family(m, k) for m, k in zip(board["method"], board["kind"], strict=True)])
     line = power.power_line(power.power_summary(board, pair_rows))
-    if tuning := power.tuning_line(board, pair_rows):
+    if tuning := power.tuning_line(board, pair_rows, untuned_methods(board)):
         line += f"\n{tuning}"
     power_path = sibling(board_path, "power.json")  # publish computed it (bootstrap seeded by the run)
     if power_path.exists() and (beyond := json.loads(power_path.read_text()).get("beyond_line")):

@@ -347,3 +347,28 @@ def test_a_method_unavailable_when_tuned_keeps_its_reason_and_gets_no_tuned_row(
                  "--method", "clip,pixel-nn", "--tuned", "--tuning-dir", str(tuning), "--out", str(out)]) == 0
     rows = {r["method"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
     assert set(rows) == {"clip", "pixel-nn"} and rows["clip"]["status"] == "unavailable"
+
+
+def test_the_tuning_line_names_tunable_methods_without_a_tuned_row() -> None:
+    """A board where some tunable methods were tuned and others not says which were not (a fairness gap);
+    methods with nothing to tune, rows that did not run and methods this installation does not know are
+    left out."""
+    import pandas as pd
+
+    from guda_bench import leaderboard as lb
+    from guda_bench import power
+
+    rows = [("noise-ceiling", "ceiling", "ok", False, 0.9), ("guda", "method", "ok", False, 0.5),
+            ("guda@tuned", "method", "ok", True, 0.6), ("trak", "method", "ok", False, 0.4),
+            ("pixel-nn", "method", "ok", False, 0.3), ("das", "method", "unavailable", False, None),
+            ("someone-elses-method", "method", "ok", False, 0.2)]
+    board = pd.DataFrame(rows, columns=["method", "kind", "status", "tuned", "top1"]).assign(tuning_budget=8)
+    untuned = lb.untuned_methods(board)
+    assert untuned == ["trak"]
+    line = power.tuning_line(board, None, untuned)
+    assert line.startswith("tuning (budget 8 per method") and "guda 0.500->0.600 (+0.100)" in line
+    assert line.endswith("; not tuned: trak")
+    shipped_only = board[~board["tuned"]]
+    assert lb.untuned_methods(shipped_only) == ["guda", "trak"]
+    assert power.tuning_line(shipped_only, None, ["guda", "trak"]) == "tuning: no tuned rows; not tuned: guda, trak"
+    assert power.tuning_line(shipped_only, None, []) is None
