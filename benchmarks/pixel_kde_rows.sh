@@ -18,7 +18,7 @@ run mnist5k --dataset mnist5k --preset default --ceiling-seeds 2 --tuned
 run mnist5k-specialists --dataset mnist5k --grouping specialists --truth-seeds 2 --ceiling-seeds 4 --tuned
 run styled-digits --dataset styled-digits --preset default --ceiling-seeds 2
 run style-canvas --dataset style-canvas --truth-seeds 2 --ceiling-seeds 4 --tuned
-run style-canvas-two-style --dataset style-canvas --query-mode two-style --truth-seeds 2 --ceiling-seeds 4
+run style-canvas-two-style --dataset style-canvas --query-mode two-style --truth-seeds 2 --ceiling-seeds 4 --tuned
 if [ "${PUBLISH:-1}" = 1 ]; then
     for b in digits digits-specialists mnist5k mnist5k-specialists styled-digits style-canvas style-canvas-two-style; do
         $G leaderboard publish "runs/kde/$b"
