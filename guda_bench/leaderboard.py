@@ -293,7 +293,8 @@ def untuned_methods(board: pd.DataFrame) -> list[str]:
     from guda_bench.registry import METHODS
 
     names = set(board["method"].astype(str))
-    rows = board[(board["status"] == "ok") & (board["kind"] == "method") & ~power.tuned_rows(board)]
+    kind = board["kind"] if "kind" in board else pd.Series("method", index=board.index)  # older boards: no kind
+    rows = board[(board["status"] == "ok") & (kind == "method") & ~power.tuned_rows(board)]
     out = []
     for name in rows["method"].astype(str):
         if f"{name}{TUNED_SUFFIX}" in names:
