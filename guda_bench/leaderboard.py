@@ -288,15 +288,13 @@ def _publish_power(run_dir: Path, results: dict[str, Any], path: Path, board: pd
 
 
 def untuned_methods(board: pd.DataFrame) -> list[str]:
-    """Ok shipped rows of methods with a search space but no NAME@tuned row on the board (methods this
-    installation does not know are left out: their space is unknown)."""
+    """The board's ranked methods (as shipped, best first) that have a search space but no NAME@tuned row
+    (methods this installation does not know are left out: their space is unknown)."""
     from guda_bench.registry import METHODS
 
     names = set(board["method"].astype(str))
-    kind = board["kind"] if "kind" in board else pd.Series("method", index=board.index)  # older boards: no kind
-    rows = board[(board["status"] == "ok") & (kind == "method") & ~power.tuned_rows(board)]
     out = []
-    for name in rows["method"].astype(str):
+    for name in power.ranked_methods(board)["method"].astype(str):
         if f"{name}{TUNED_SUFFIX}" in names:
             continue
         try:

@@ -372,4 +372,3 @@ def test_the_tuning_line_names_tunable_methods_without_a_tuned_row() -> None:
     assert lb.untuned_methods(shipped_only) == ["guda", "trak"]
     assert power.tuning_line(shipped_only, None, ["guda", "trak"]) == "tuning: no tuned rows; not tuned: guda, trak"
     assert power.tuning_line(shipped_only, None, []) is None
-    assert lb.untuned_methods(shipped_only.drop(columns=["kind", "tuned"])) == ["guda", "trak"]  # an older board
