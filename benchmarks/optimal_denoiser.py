@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -51,8 +50,7 @@ def halves_eps(xt: torch.Tensor, images: torch.Tensor, a: float, s: float, seed:
 
 
 def measure(bundle: Path, cache: Path, n_queries: int, seed: int = 0) -> dict:
-    import_bundle(bundle, cache)  # verified against its hashes; entries already there are kept
-    run = bundle_run(bundle)
+    run = import_bundle(bundle, cache)["run"]  # verified against its hashes; entries already there are kept
     bench = benchmark_of(run)
     ctx = Context(bench, Store(cache), seed=int(run.get("seed", 0)))
     with ctx.probe():
@@ -92,12 +90,6 @@ def measure(bundle: Path, cache: Path, n_queries: int, seed: int = 0) -> dict:
     return {"bundle": bundle.as_posix(), "dataset": run["dataset"], "grouping": run.get("grouping"),
             "n_train": len(x), "n_queries": len(q), "conditional": conditional, "mean_over_grid": mean,
             "per_timestep": rows}
-
-
-def bundle_run(bundle: Path) -> dict:
-    """The "run" block of a bundle's bundle.json (dataset, preset, grouping, seed)."""
-    with tarfile.open(bundle) as tar:
-        return json.load(tar.extractfile("bundle.json"))["run"]
 
 
 def main() -> None:

@@ -119,6 +119,6 @@ def import_bundle(bundle: Path, cache: Path) -> dict[str, Any]:
                 (tmp / "artefacts" / kind / key).rename(dest)
                 added.append(f"{kind}/{key[:12]}")
     return {"truth_hash": meta["truth_hash"], "dataset": meta["run"]["dataset"], "preset": meta["run"]["preset"],
-            "grouping": meta["run"]["grouping"], "data": data_check, "added": added,
+            "grouping": meta["run"]["grouping"], "run": meta["run"], "data": data_check, "added": added,
             "sha256": sha256_file(bundle)}
 
