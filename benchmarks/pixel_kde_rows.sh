@@ -16,7 +16,7 @@ run digits-specialists --dataset digits --preset default --grouping specialists 
     --truth lds --lds-subsets 16 --lds-ceiling --tuned
 run mnist5k --dataset mnist5k --preset default --ceiling-seeds 2 --tuned
 run mnist5k-specialists --dataset mnist5k --grouping specialists --truth-seeds 2 --ceiling-seeds 4 --tuned
-run styled-digits --dataset styled-digits --preset default --ceiling-seeds 2
+run styled-digits --dataset styled-digits --preset default --ceiling-seeds 2 --tuned
 run style-canvas --dataset style-canvas --truth-seeds 2 --ceiling-seeds 4 --tuned
 run style-canvas-two-style --dataset style-canvas --query-mode two-style --truth-seeds 2 --ceiling-seeds 4 --tuned
 if [ "${PUBLISH:-1}" = 1 ]; then
