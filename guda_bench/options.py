@@ -31,6 +31,9 @@ class Option:
     low_open: bool = False  # low itself is not allowed (e.g. a learning rate > 0)
     choices: tuple[Any, ...] | None = None
     preset: str | None = None  # default None: read from this Preset field (e.g. "unlearn": preset.unlearn.<key>)
+    # values that switch the method to another mode instead of sitting on the option's scale (pixel-kde's
+    # bandwidth 0: the ELBO grid's own widths): a tuning that chooses one is not at the edge of its grid
+    modes: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         if self.type not in TYPES:

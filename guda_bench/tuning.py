@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -71,13 +72,18 @@ def candidates(entry: Entry, preset: Any, budget: int, seed: int) -> list[dict[s
     return [shipped, *rest]
 
 
-def at_edge(space: dict[str, Any], chosen: dict[str, Any] | None) -> list[str]:
+def at_edge(space: dict[str, Any], chosen: dict[str, Any] | None,
+            options: Mapping[str, Any] | None = None) -> list[str]:
     """Keys whose chosen value is the smallest or largest of 3+ numeric candidates: the best setting may
-    lie beyond the space, so the tuned row is a lower bound on what the method can do there."""
+    lie beyond the space, so the tuned row is a lower bound on what the method can do there. A value the
+    declared option (`options`) names as a mode is off the scale: neither an edge nor counted."""
     keys = []
     for key, values in space.items():
-        numeric = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-        if chosen is None or key not in chosen or len(numeric) < 3 or len(numeric) != len(values):
+        modes = getattr((options or {}).get(key), "modes", ())
+        scale = [v for v in values if v not in modes]
+        numeric = [v for v in scale if isinstance(v, int | float) and not isinstance(v, bool)]
+        if chosen is None or key not in chosen or chosen[key] in modes or len(numeric) < 3 \
+                or len(numeric) != len(scale):
             continue
         if chosen[key] in (min(numeric), max(numeric)):
             keys.append(key)
@@ -153,7 +159,8 @@ def tune_method(ctx: Any, entry: Entry, preset: Any, gold_tune: np.ndarray, budg
             record["settings"].append(row)
             best = choose(record["settings"])
             chosen = record["settings"][best]["options"] if best is not None else None
-            record.update(chosen_index=best, chosen=chosen, at_edge=at_edge(record["space"], chosen),
+            record.update(chosen_index=best, chosen=chosen,
+                          at_edge=at_edge(record["space"], chosen, entry.declared_options),
                           tuning_cost_s=tuning_cost(record["settings"]))
             atomic_write_text(out, json.dumps(record, indent=1))
             advance(1)
@@ -224,7 +231,7 @@ def tuned_options(entry: Entry, board: str, tuning_dir: Path, config_hash: str, 
     return {"options": options, "budget": record["budget"], "tuning_cost_s": record["tuning_cost_s"],
             "chosen_index": record["chosen_index"], "n_settings": len(record["settings"]),
             "tune_top1": record["settings"][record["chosen_index"]]["tune"]["top1"], "file": str(path),
-            "at_edge": at_edge(record.get("space", {}), record["chosen"])}  # derived: older records lack it
+            "at_edge": at_edge(record.get("space", {}), record["chosen"], entry.declared_options)}  # derived, not read
 
 
 def summary_table(records: list[dict[str, Any]]) -> Any:

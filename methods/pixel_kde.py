@@ -151,7 +151,8 @@ class PixelKDE(Method):
     requires = frozenset({"train_images"})
     family = "similarity"
     OPTIONS = {"bandwidth": Option("float", 0.0, "0: the ELBO grid's noise levels; > 0: one kernel width, in "
-                                   "multiples of the training images' median nearest-neighbour distance", low=0.0),
+                                   "multiples of the training images' median nearest-neighbour distance", low=0.0,
+                                   modes=(0.0,)),
                "estimator": Option("str", "density", "density: the drop in log kernel density; elbo: the truth's "
                                    "ELBO estimator on the optimal denoiser (its own noise levels and draws)",
                                    choices=("density", "elbo"))}

@@ -200,6 +200,15 @@ def test_a_choice_at_the_edge_of_its_grid_is_flagged() -> None:
     assert at_edge(space, {"steps": 20, "lr": 3e-4}) == [] and at_edge(space, None) == []
 
 
+def test_a_mode_value_is_off_the_scale_not_at_its_edge() -> None:
+    widths = {"bandwidth": [0.0, 0.125, 0.5, 2.0, 8.0]}  # pixel-kde: 0 selects the ELBO grid's own widths
+    options = METHODS.entry("pixel-kde").declared_options
+    assert at_edge(widths, {"bandwidth": 0.0}, options) == []
+    assert at_edge(widths, {"bandwidth": 0.125}, options) == ["bandwidth"]  # the smallest width on the scale
+    assert at_edge(widths, {"bandwidth": 0.5}, options) == []
+    assert at_edge(widths, {"bandwidth": 0.0}) == ["bandwidth"]  # without the declaration 0 looks like an edge
+
+
 def test_rerunning_tune_is_served_from_the_cache(tuned: Path) -> None:
     before = {p: p.stat().st_mtime for p in (tuned / "cache" / "tuning-scores").iterdir()}
     assert main(tune_args(tuned, tuned / "tuning-again")) == 0
