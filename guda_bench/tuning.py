@@ -231,7 +231,8 @@ def tuned_options(entry: Entry, board: str, tuning_dir: Path, config_hash: str, 
     return {"options": options, "budget": record["budget"], "tuning_cost_s": record["tuning_cost_s"],
             "chosen_index": record["chosen_index"], "n_settings": len(record["settings"]),
             "tune_top1": record["settings"][record["chosen_index"]]["tune"]["top1"], "file": str(path),
-            "at_edge": at_edge(record.get("space", {}), record["chosen"], entry.declared_options)}  # derived, not read
+            # derived, not read from the record: older records lack it, and the declared modes may have changed
+            "at_edge": at_edge(record.get("space", {}), record["chosen"], entry.declared_options)}
 
 
 def summary_table(records: list[dict[str, Any]]) -> Any:
