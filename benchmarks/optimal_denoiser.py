@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from guda_bench.methods.pixel_kde import kernel_log_weights
 
 from guda_bench import cli
 from guda_bench.bundle import import_bundle
@@ -38,8 +39,7 @@ from guda_bench.store import Store, atomic_write_text
 
 def optimal_eps(xt: torch.Tensor, images: torch.Tensor, a: float, s: float) -> torch.Tensor:
     """[B, D] eps of the optimal denoiser of `images` [N, D] at x_t [B, D] (x_t = a x0 + s eps)."""
-    logits = -torch.cdist(xt, a * images).square() / (2 * s * s)
-    x0 = torch.softmax(logits, 1) @ images
+    x0 = torch.softmax(kernel_log_weights(xt, images, a, s), 1) @ images
     return (xt - a * x0) / s
 
 

@@ -99,6 +99,13 @@ def kde_drops(queries: torch.Tensor, images: torch.Tensor, group_of: np.ndarray,
     return out / len(sigmas)
 
 
+def kernel_log_weights(xt: torch.Tensor, images: torch.Tensor, a: float, s: float) -> torch.Tensor:
+    """[B, N] unnormalised log weights of the training images `images` [N, D] in the optimal denoiser's posterior
+    at x_t [B, D] = a x0 + s eps: the Gaussian kernel of the memorising model, shared with the benchmark that
+    measures how close a trained model comes to it."""
+    return -torch.cdist(xt, a * images).square() / (2 * s * s)
+
+
 def posterior_mean(log_mass: torch.Tensor, means: torch.Tensor, keep: list[int]) -> torch.Tensor:
     """[B, D] optimal denoiser's x0 estimate from the groups `keep` only: their means weighted by their shares
     of the kept weight (log_mass [B, G], means [B, G, D])."""
@@ -126,7 +133,7 @@ def optimal_denoiser_logoa(queries: torch.Tensor, noise: torch.Tensor, timesteps
             abar = float(alphas_cumprod[timesteps[j]])
             a, s = abar ** 0.5, (1 - abar) ** 0.5
             xt = a * q0 + s * eps
-            logw = -torch.cdist(xt, a * x).square() / (2 * s * s)
+            logw = kernel_log_weights(xt, x, a, s)
             # per group: log of its total weight and its weighted mean image (each normalised on its own, so a
             # group far from x_t keeps an exact mean however small its weight)
             log_mass = group_log_mass(logw, members)  # [B, K + 1]
