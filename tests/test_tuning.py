@@ -150,6 +150,28 @@ def test_tune_writes_one_record_per_tunable_method(tuned: Path) -> None:
     assert all(0 <= s["tune"]["top1"] <= 1 for s in rec["settings"])
     assert rec["n_tune"] == 4 and "tuning-split" in rec["selection"]
     assert rec["truth_seeds"] == 1  # the gold it was tuned against: one LOGO study (the preset's)
+    for r in (rec, json.loads((board / "trak.json").read_text())):
+        gain = r["chosen_vs_shipped"]
+        if r["chosen_index"] == 0:
+            assert gain is None
+        else:  # the chosen setting's tuning Top-1 over the shipped one's, on the same 4 queries
+            tune = [s["tune"]["top1"] for s in r["settings"]]
+            assert gain["n_tune"] == 4 and gain["top1_diff"] == pytest.approx(tune[r["chosen_index"]] - tune[0])
+            assert gain["ci_low"] <= gain["top1_diff"] <= gain["ci_high"] and 0 <= gain["p_value"] <= 1
+
+
+def test_the_record_tells_a_real_choice_from_a_coin_toss() -> None:
+    from guda_bench.tuning import vs_shipped
+
+    rng = np.random.default_rng(0)
+    shipped = (rng.random(350) < 0.6).astype(float)
+    coin = vs_shipped({0: shipped, 1: shipped.copy()}, 1)  # a tie the tie-break would not choose: no evidence
+    assert coin["top1_diff"] == 0 and coin["p_value"] == 1.0 and coin["n_tune"] == 350
+    better = shipped.copy()
+    better[np.flatnonzero(shipped == 0)[:60]] = 1  # 60 more queries right, none lost
+    real = vs_shipped({0: shipped, 1: better}, 1)
+    assert real["top1_diff"] == pytest.approx(60 / 350) and real["p_value"] < 0.001 and real["ci_low"] > 0
+    assert vs_shipped({0: shipped, 1: better}, 0) is None and vs_shipped({1: better}, 1) is None
 
 
 def test_a_tuning_counts_work_its_settings_share_once(tuned: Path) -> None:
@@ -251,6 +273,7 @@ def test_run_tuned_adds_tuned_rows_with_their_settings_budget_and_cost(tuned: Pa
     for key, value in rec["chosen"].items():
         assert t["settings"][key] == pytest.approx(value)
     assert t["tune_top1"] == pytest.approx(rec["settings"][rec["chosen_index"]]["tune"]["top1"])
+    assert t["tuning"]["chosen_vs_shipped"] == rec["chosen_vs_shipped"]
     from guda_bench import leaderboard as lb
 
     board = lb.board_rows(json.loads((out / "results.json").read_text()))
