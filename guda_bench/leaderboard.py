@@ -118,6 +118,9 @@ def board_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         row["tuning_budget"] = tuning.get("budget")
         row["tuning_cost_s"] = tuning.get("tuning_cost_s")
         row["tuning_at_edge"] = ",".join(tuning.get("at_edge", [])) if tuning else ""
+        # how far the choice beat the shipped setting on the tuning queries (None: shipped kept, or an older record)
+        gain = tuning.get("chosen_vs_shipped") or {}
+        row["tuning_split_gain"], row["tuning_split_p"] = gain.get("top1_diff"), gain.get("p_value")
         row.update(common)
         rows.append(row)
     return rows

@@ -187,7 +187,8 @@ def tuned_rows(board: pd.DataFrame) -> pd.Series:
 
 def tuning_line(board: pd.DataFrame, pair_rows: pd.DataFrame | None, untuned: list[str] | None = None) -> str | None:
     """One line: how far tuning (on the tuning split) moved each method's test Top-1, paired and Holm-adjusted,
-    and which tunable methods on the board have no tuned row (`untuned`): a fairness gap a reader must see."""
+    beside how far the choice beat the shipped setting on the tuning split itself (where the record says), and
+    which tunable methods on the board have no tuned row (`untuned`): a fairness gap a reader must see."""
     ok, is_tuned = board["status"] == "ok", tuned_rows(board)
     tuned = board[is_tuned & ok]
     shipped = board[~is_tuned & ok].set_index("method")
@@ -204,13 +205,19 @@ def tuning_line(board: pd.DataFrame, pair_rows: pd.DataFrame | None, untuned: li
             mark = "" if not len(pair) else (" *" if float(pair["p_holm"].iloc[0]) < 0.05 else " ns")
         edge = getattr(row, "tuning_at_edge", "")
         edge = f", {edge.replace(',', '/')} at grid edge" if isinstance(edge, str) and edge else ""
-        parts.append(f"{name} {before:.3f}->{after:.3f} ({after - before:+.3f}{mark}{edge})")
+        gain, p = getattr(row, "tuning_split_gain", None), getattr(row, "tuning_split_p", None)
+        split = f", tuning split {gain:+.3f} p {p:.2f}" if _finite(gain) and _finite(p) else ""
+        parts.append(f"{name} {before:.3f}->{after:.3f} ({after - before:+.3f}{mark}{split}{edge})")
     missing = f"not tuned: {', '.join(untuned)}" if untuned else ""
     if not parts:
         return f"tuning: no tuned rows; {missing}" if missing else None
     budget = "/".join(map(str, budgets)) or "?"
     return (f"tuning (budget {budget} per method, tuning split only; test Top-1 shipped->tuned; "
             f"* Holm p < 0.05, ns not separated): " + "; ".join(parts) + (f"; {missing}" if missing else ""))
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, int | float) and bool(np.isfinite(v))
 
 
 def _num(v: Any, fmt: str) -> str:

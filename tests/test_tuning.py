@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from guda_bench.cli import main
@@ -361,6 +362,13 @@ def test_a_published_board_says_how_far_tuning_moved_each_method(tuned: Path) ->
         assert edge == ",".join(rec["at_edge"])
         part = next(x for x in tuning[0].split(": ", 1)[1].split("; ") if x.startswith(f"{name} "))
         assert part.endswith(f"{edge.replace(',', '/')} at grid edge)") if edge else "edge" not in part
+        gain = rec["chosen_vs_shipped"]  # the tuning split's own evidence for the choice, beside the test's
+        row = board.loc[board["method"] == f"{name}@tuned"].iloc[0]
+        if gain is None:
+            assert "tuning split" not in part and pd.isna(row["tuning_split_p"])
+        else:
+            assert f"tuning split {gain['top1_diff']:+.3f} p {gain['p_value']:.2f}" in part
+            assert row["tuning_split_gain"] == pytest.approx(gain["top1_diff"])
     summary = power.power_summary(board, None)  # each method counted once, as shipped
     assert not any(m.endswith("@tuned") for m in summary["top_methods"])
     assert json.loads(lb.sibling(path, "power.json").read_text())["tuning"] == tuning[0]
@@ -404,3 +412,27 @@ def test_the_tuning_line_names_tunable_methods_without_a_tuned_row() -> None:
     assert lb.untuned_methods(shipped_only) == ["guda", "trak"]
     assert power.tuning_line(shipped_only, None, ["guda", "trak"]) == "tuning: no tuned rows; not tuned: guda, trak"
     assert power.tuning_line(shipped_only, None, []) is None
+
+
+def test_the_tuning_line_shows_the_tuning_splits_own_evidence_for_each_choice() -> None:
+    """A tuned row whose record says how far its choice beat the shipped setting on the tuning queries shows it
+    beside the test's verdict (a coin toss on the split may not carry over); rows without the field do not."""
+    from guda_bench import leaderboard as lb
+    from guda_bench import power
+
+    results = {"run": {}, "provenance": {}, "rows": [
+        {"method": "iu", "kind": "method", "status": "ok", "metrics": {"top1": {"mean": 0.603}}},
+        {"method": "iu@tuned", "kind": "method", "status": "ok", "metrics": {"top1": {"mean": 0.558}},
+         "tuning": {"budget": 8, "at_edge": ["lr"],
+                    "chosen_vs_shipped": {"top1_diff": 0.0057, "p_value": 0.8364, "n_tune": 350}}},
+        {"method": "trak", "kind": "method", "status": "ok", "metrics": {"top1": {"mean": 0.5}}},
+        {"method": "trak@tuned", "kind": "method", "status": "ok", "metrics": {"top1": {"mean": 0.52}},
+         "tuning": {"budget": 8, "at_edge": [], "chosen_vs_shipped": None}}]}
+    board = pd.DataFrame(lb.board_rows(results))
+    tuned = board.set_index("method")
+    assert tuned.loc["iu@tuned", "tuning_split_gain"] == pytest.approx(0.0057)
+    assert tuned.loc["iu@tuned", "tuning_split_p"] == pytest.approx(0.8364)
+    assert pd.isna(tuned.loc["trak@tuned", "tuning_split_p"]) and pd.isna(tuned.loc["iu", "tuning_split_p"])
+    line = power.tuning_line(board, None)
+    assert "iu 0.603->0.558 (-0.045, tuning split +0.006 p 0.84, lr at grid edge)" in line
+    assert "trak 0.500->0.520 (+0.020)" in line
