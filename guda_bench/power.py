@@ -206,7 +206,8 @@ def tuning_line(board: pd.DataFrame, pair_rows: pd.DataFrame | None, untuned: li
         edge = getattr(row, "tuning_at_edge", "")
         edge = f", {edge.replace(',', '/')} at grid edge" if isinstance(edge, str) and edge else ""
         gain, p = getattr(row, "tuning_split_gain", None), getattr(row, "tuning_split_p", None)
-        split = f", tuning split {gain:+.3f} p {p:.2f}" if _finite(gain) and _finite(p) else ""
+        split = (f", tuning split {gain:+.3f} p {'< 0.01' if p < 0.005 else f'{p:.2f}'}"
+                 if _finite(gain) and _finite(p) else "")
         parts.append(f"{name} {before:.3f}->{after:.3f} ({after - before:+.3f}{mark}{split}{edge})")
     missing = f"not tuned: {', '.join(untuned)}" if untuned else ""
     if not parts:
