@@ -439,3 +439,29 @@ def test_the_tuning_line_shows_the_tuning_splits_own_evidence_for_each_choice() 
     line = power.tuning_line(board, None)
     assert "iu 0.603->0.558 (-0.045, tuning split +0.006 p 0.84, lr at grid edge)" in line
     assert "trak 0.500->0.520 (+0.020)" in line and "guda 0.050->0.120 (+0.070, tuning split +0.071 p < 0.01)" in line
+
+
+def test_a_record_carries_the_evidence_for_a_non_shipped_choice(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """tune_method end to end with scored settings stubbed: the second setting wins by 60 queries of 350 and its
+    record says so (per-query hits stay out of the written record)."""
+    from guda_bench import tuning
+    from guda_bench.runner import make_adapter
+
+    shipped = np.zeros(350)
+    shipped[:200] = 1
+    hits = [shipped, np.where(np.arange(350) < 260, 1.0, 0.0), np.where(np.arange(350) < 150, 1.0, 0.0)]
+    calls = iter(range(3))
+
+    def fake(ctx, entry, options, preset, gold_tune):
+        h = hits[next(calls)]
+        return {"tune": {"top1": float(h.mean()), "ndcg@3": 0.5}, "cost_s": 1.0, "used": {}, "hits": h}
+
+    monkeypatch.setattr(tuning, "score_setting", fake)
+    out = tmp_path / "guda.json"
+    preset = make_adapter("digits").preset("default")
+    rec = tuning.tune_method(None, METHODS.entry("guda"), preset, None, 3, 0, out, {})
+    gain = json.loads(out.read_text())["chosen_vs_shipped"]
+    assert rec["chosen_index"] == 1 and gain == rec["chosen_vs_shipped"]
+    assert gain["top1_diff"] == pytest.approx(60 / 350) and gain["p_value"] < 0.001 and gain["n_tune"] == 350
+    assert all("hits" not in s for s in json.loads(out.read_text())["settings"])
