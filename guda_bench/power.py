@@ -46,6 +46,17 @@ def two_sided_p(boots: np.ndarray) -> float:
     return float(min(1.0, 2 * min(np.mean(boots <= 0), np.mean(boots >= 0))))
 
 
+def boot_test(boots: np.ndarray) -> dict[str, float]:
+    """95% percentile CI and two-sided p of a resampled mean difference: the one paired test every comparison
+    (board pairs, a tuned choice against its shipped setting) uses."""
+    return {"ci_low": float(np.percentile(boots, 2.5)), "ci_high": float(np.percentile(boots, 97.5)),
+            "p_value": two_sided_p(boots)}
+
+
+def p_text(p: float) -> str:
+    return "< 0.01" if p < 0.005 else f"{p:.2f}"
+
+
 def holm(p: np.ndarray) -> np.ndarray:
     """Holm's step-down adjusted p-values (family-wise error control, monotone, capped at 1)."""
     p = np.asarray(p, dtype=float)
@@ -78,9 +89,7 @@ def pairs(per_query: pd.DataFrame, order: list[str], n_boot: int = 10_000, seed:
         for a, b in combinations(names, 2):
             d = boots[a] - boots[b]
             block.append({"metric": metric, "a": a, "b": b, "mean_a": values[a].mean(), "mean_b": values[b].mean(),
-                          "diff": float((values[a] - values[b]).mean()), "ci_low": float(np.percentile(d, 2.5)),
-                          "ci_high": float(np.percentile(d, 97.5)), "p_value": two_sided_p(d),
-                          "n_test": len(queries)})
+                          "diff": float((values[a] - values[b]).mean()), **boot_test(d), "n_test": len(queries)})
         if block:
             adjusted = holm(np.array([r["p_value"] for r in block]))
             for r, p in zip(block, adjusted, strict=True):
@@ -206,7 +215,7 @@ def tuning_line(board: pd.DataFrame, pair_rows: pd.DataFrame | None, untuned: li
         edge = getattr(row, "tuning_at_edge", "")
         edge = f", {edge.replace(',', '/')} at grid edge" if isinstance(edge, str) and edge else ""
         gain, p = getattr(row, "tuning_split_gain", None), getattr(row, "tuning_split_p", None)
-        split = (f", tuning split {gain:+.3f} p {'< 0.01' if p < 0.005 else f'{p:.2f}'}"
+        split = (f", tuning split {gain:+.3f} p {p_text(p)}"
                  if _finite(gain) and _finite(p) else "")
         parts.append(f"{name} {before:.3f}->{after:.3f} ({after - before:+.3f}{mark}{split}{edge})")
     missing = f"not tuned: {', '.join(untuned)}" if untuned else ""

@@ -413,8 +413,8 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
         row: dict[str, Any] = {"method": row_name, "kind": "method", "family": getattr(entry.cls, "family", ""),
                                "source": entry.source, "description": entry.description}
         if tuning is not None:
-            row["tuning"] = {k: tuning.get(k) for k in ("budget", "tuning_cost_s", "chosen_index", "n_settings",
-                                                        "tune_top1", "at_edge", "chosen_vs_shipped")}
+            row["tuning"] = {k: tuning[k] for k in ("budget", "tuning_cost_s", "chosen_index", "n_settings",
+                                                    "tune_top1", "at_edge", "chosen_vs_shipped")}
         try:
             method = entry.create(options)
             missing = set(method.requires) - KNOWN_REQUIREMENTS

@@ -141,9 +141,7 @@ def vs_shipped(hits: Mapping[int, np.ndarray], best: int | None, n_boot: int = 1
         return None
     diff = np.asarray(hits[best], dtype=float) - np.asarray(hits[0], dtype=float)
     boots = diff[power.boot_indices(len(diff), n_boot, seed)].mean(1)
-    return {"top1_diff": float(diff.mean()), "ci_low": float(np.percentile(boots, 2.5)),
-            "ci_high": float(np.percentile(boots, 97.5)), "p_value": power.two_sided_p(boots),
-            "n_tune": int(len(diff))}
+    return {"top1_diff": float(diff.mean()), **power.boot_test(boots), "n_tune": int(len(diff))}
 
 
 def tuning_cost(settings: list[dict[str, Any]]) -> float:
@@ -262,6 +260,8 @@ def tuned_options(entry: Entry, board: str, tuning_dir: Path, config_hash: str, 
 def summary_table(records: list[dict[str, Any]]) -> Any:
     from rich.table import Table
 
+    from guda_bench.power import p_text
+
     table = Table(title="tuning (scored on the tuning split only)")
     for col in ("method", "settings", "shipped tune Top-1", "best tune Top-1", "gain (paired p)", "chosen",
                 "at grid edge", "cost s", "status"):
@@ -273,7 +273,7 @@ def summary_table(records: list[dict[str, Any]]) -> Any:
         gain = r.get("chosen_vs_shipped")
         table.add_row(r["method"], str(len(sets)), "-" if shipped is None else f"{shipped:.3f}",
                       "-" if best is None else f"{best:.3f}",
-                      "-" if not gain else f"{gain['top1_diff']:+.3f} (p {gain['p_value']:.2f})",
+                      "-" if not gain else f"{gain['top1_diff']:+.3f} (p {p_text(gain['p_value'])})",
                       "shipped" if r.get("chosen_index") == 0 else json.dumps(r.get("chosen")),
                       ", ".join(r.get("at_edge", [])) or "-",
                       f"{r.get('tuning_cost_s', 0):.1f}", r["status"] + (f": {r['reason']}" if r.get("reason") else ""))
