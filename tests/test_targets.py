@@ -143,3 +143,18 @@ def test_text_to_image_targets_keep_background_styles_as_anchor_candidates(tmp_p
         forget_style = [3, 0, 1][meta["spec"]["group"]]
         assert pi[forget_style] == 0 and pi[2] > 0 and abs(pi.sum() - 1) < 1e-9
     assert len(list((cache / "anchor-unlearned").glob("*/manifest.json"))) == 3
+
+
+def test_lds_subset_models_keep_the_background(tmp_path):
+    """Group LDS on a board with targets (style-canvas): subsets are drawn over the targets only, and every
+    subset model keeps the background groups' images, as LOGO's models do."""
+    from guda_bench.context import Context
+    from guda_bench.lds import LdsConfig, lds_truth
+    from guda_bench.store import Store
+
+    bench = with_targets(FourBlobs().load(TINY), ("c", "a", "b"))  # d (8 images) is background
+    cache = tmp_path / "cache"
+    truth = lds_truth(Context(bench, Store(cache)), LdsConfig(subsets=4))
+    assert truth.kept.shape == (4, 3) and np.isfinite(truth.losses).all()
+    n_train = {json.loads(p.read_text()).get("n_train") for p in (cache / "model").glob("*/manifest.json")}
+    assert n_train == {8 + 8 * int(row.sum()) for row in truth.kept} | {32}  # background + kept targets; full
