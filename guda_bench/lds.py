@@ -39,14 +39,26 @@ class LdsConfig:
             raise BenchError(f"--lds-subsets must be >= 2 (a Spearman correlation over subsets), not {self.subsets}")
 
 
+def _draw(n_groups: int, subsets: int, alpha: float, seed: int) -> np.ndarray:
+    return np.random.default_rng([seed, 0x1D5]).random((subsets, n_groups)) < alpha
+
+
 def draw_subsets(n_groups: int, cfg: LdsConfig) -> np.ndarray:
-    """[M, K] boolean: which groups each subset keeps (seeded). A subset that keeps no group is an error."""
+    """[M, K] boolean: which groups each subset keeps (seeded). A subset that keeps no group is an error
+    that names the next seed whose draw has none: with few groups (a 4-target board: 1 in 16 subsets is
+    empty at alpha 0.5) a user should not have to search for one."""
     cfg.check()
-    kept = np.random.default_rng([cfg.seed, 0x1D5]).random((cfg.subsets, n_groups)) < cfg.alpha
+    kept = _draw(n_groups, cfg.subsets, cfg.alpha, cfg.seed)
     empty = np.flatnonzero(~kept.any(1))
     if empty.size:
+        p_empty = (1 - cfg.alpha) ** n_groups
+        usable = next((s for s in range(cfg.seed + 1, cfg.seed + 1001)
+                       if _draw(n_groups, cfg.subsets, cfg.alpha, s).any(1).all()), None)
+        hint = (f"use --lds-seed {usable} (the next seed whose {cfg.subsets} subsets all keep a group)"
+                if usable is not None else f"no seed among the next 1,000 gives {cfg.subsets} such subsets")
         raise BenchError(f"LDS subset {int(empty[0])} keeps no group (alpha {cfg.alpha}, {n_groups} groups, "
-                         f"seed {cfg.seed}): raise --lds-alpha or change --lds-seed")
+                         f"seed {cfg.seed}: each subset is empty with probability {p_empty:.3g}): raise "
+                         f"--lds-alpha, or {hint}")
     return kept
 
 

@@ -39,6 +39,20 @@ def test_bad_designs_fail_in_one_line(cfg: LdsConfig, needle: str) -> None:
         draw_subsets(3, cfg)
 
 
+def test_an_empty_subset_names_the_next_seed_that_draws_none() -> None:
+    """A 4-target board (style-canvas): at alpha 0.5 one subset in 16 keeps no group, so the default seed's
+    16 subsets hit one; the error names the next seed that works, and that seed's draw is accepted."""
+    with pytest.raises(BenchError, match="keeps no group") as err:
+        draw_subsets(4, LdsConfig(subsets=16, alpha=0.5, seed=0))
+    message = str(err.value)
+    assert "probability 0.0625" in message and "\n" not in message
+    seed = int(message.split("--lds-seed ")[1].split()[0])
+    assert draw_subsets(4, LdsConfig(subsets=16, alpha=0.5, seed=seed)).any(1).all()
+    for earlier in range(1, seed):  # it is the next one, not just any
+        with pytest.raises(BenchError):
+            draw_subsets(4, LdsConfig(subsets=16, alpha=0.5, seed=earlier))
+
+
 def test_per_query_lds_is_spearman_of_the_additive_prediction_and_minus_the_loss() -> None:
     rng = np.random.default_rng(0)
     scores, kept = rng.normal(size=(20, 8)), draw_subsets(8, LdsConfig(subsets=16))
