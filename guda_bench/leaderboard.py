@@ -327,14 +327,34 @@ def board_power(board_path: Path, board: pd.DataFrame) -> str:
     return line
 
 
+def is_board(path: Path) -> bool:
+    """Board CSVs carry a truth_hash and a method column (per-group, pairs and study files do not)."""
+    try:
+        cols = set(pd.read_csv(path, nrows=0).columns)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError):
+        return False
+    needed = {"method", "kind", "status", "truth_hash", "top1_ci_low", "dataset", "preset"}
+    return needed <= cols and not path.stem.endswith(("-per-group", "-per-query", "-pairs"))
+
+
 def read_board(name_or_path: str, board_dir: Path) -> tuple[Path, pd.DataFrame]:
+    """The board named (a stem in `board_dir`, or a path); a missing or non-board file is one clear error."""
     path = Path(name_or_path)
     if not path.suffix:
         path = board_dir / f"{name_or_path}.csv"
+    boards = [p.stem for p in sorted(board_dir.glob("*.csv")) if is_board(p)]
     if not path.exists():
-        known = ", ".join(p.stem for p in sorted(board_dir.glob("*.csv"))) or "none"
-        raise BenchError(f"no leaderboard {path} (published: {known})")
-    return path, pd.read_csv(path, dtype=TEXT_COLUMNS)
+        from guda_bench.registry import did_you_mean
+
+        hint = did_you_mean(path.stem, boards)
+        raise BenchError(f"no leaderboard {path}{hint} (published: {', '.join(boards) or 'none'})")
+    if not is_board(path):
+        raise BenchError(f"{path} is not a leaderboard (a board CSV has method, status, truth_hash and metric "
+                         f"columns; its -pairs, -per-group and -per-query files and study tables do not)")
+    frame = pd.read_csv(path, dtype=TEXT_COLUMNS)
+    if frame.empty:
+        raise BenchError(f"{path} is a leaderboard with no rows")
+    return path, frame
 
 
 def _cell(row: pd.Series, m: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from guda_bench.leaderboard import TEXT_COLUMNS, board_power, sibling
+from guda_bench.leaderboard import TEXT_COLUMNS, board_power, is_board, sibling
 from guda_bench.store import atomic_write_text
 
 PLOTS = (("pareto.png", "Quality against cost (Pareto)"), ("pairs.png", "Who beats whom (paired, Holm-adjusted)"),
@@ -102,7 +102,7 @@ def build_site(board_dir: Path, out: Path) -> list[Path]:
     """Write index.html and one page per board CSV of `board_dir` into `out`; return the pages."""
     from guda_bench.errors import BenchError
 
-    boards = [p for p in sorted(Path(board_dir).glob("*.csv")) if _is_board(p)]
+    boards = [p for p in sorted(Path(board_dir).glob("*.csv")) if is_board(p)]
     if not boards:
         raise BenchError(f"no leaderboards in {board_dir} (publish one with `guda-bench leaderboard publish`)")
     out.mkdir(parents=True, exist_ok=True)
@@ -133,13 +133,3 @@ def build_site(board_dir: Path, out: Path) -> list[Path]:
                   f"</tr></thead><tbody>{''.join(index_rows)}</tbody></table>")
     atomic_write_text(out / "index.html", index)
     return [out / "index.html", *pages]
-
-
-def _is_board(path: Path) -> bool:
-    """Board CSVs carry a truth_hash and a method column (per-group, pairs and study files do not)."""
-    try:
-        cols = set(pd.read_csv(path, nrows=0).columns)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError):
-        return False
-    needed = {"method", "kind", "status", "truth_hash", "top1_ci_low", "dataset", "preset"}
-    return needed <= cols and not path.stem.endswith(("-per-group", "-per-query", "-pairs"))

@@ -178,6 +178,22 @@ def test_publish_writes_pairs_power_and_per_query_files_that_merge_like_the_boar
     assert len(pd.read_csv(board_dir / f"{NAME}-per-query.csv")) == len(per_query)
 
 
+def test_show_names_a_non_board_file_or_a_typo_in_one_line(runs, capsys):
+    board_dir = runs / "boards-show"
+    assert main(["leaderboard", "publish", str(runs / "a"), "--dir", str(board_dir), "--no-plots"]) == 0
+    (board_dir / "study.csv").write_text("grouping,top1\nclasses,0.9\n")  # a study table, not a board
+    (board_dir / "empty.csv").write_text("")
+    capsys.readouterr()
+    for name in (f"{NAME}-pairs", f"{NAME}-per-group", "study", "empty"):
+        assert main(["leaderboard", "show", name, "--dir", str(board_dir)]) == 2, name
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("guda-bench: error: ") and "is not a leaderboard" in err and len(err.splitlines()) == 1
+    assert main(["leaderboard", "show", NAME[:-1], "--dir", str(board_dir)]) == 2
+    err = capsys.readouterr().err
+    # the typo gets a suggestion, and the list of published boards names boards only
+    assert f"did you mean '{NAME}'" in err and f"(published: {NAME})" in err
+
+
 def test_beyond_similarity_scores_rows_on_the_queries_the_strongest_look_alike_row_misses():
     from guda_bench.power import beyond_line, beyond_similarity
 
