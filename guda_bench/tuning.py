@@ -205,7 +205,8 @@ def tune(spec: Any, budget: int = 8, tuning_dir: Path = Path("tuning")) -> list[
         e.space()  # a bad space fails here, in one line, before anything is trained
     tunable = [e for e in entries if e.space()]
     if not tunable:
-        raise BenchError(f"nothing to tune: {', '.join(spec.methods)} declare no search space")
+        verb = "declares" if len(spec.methods) == 1 else "declare"
+        raise BenchError(f"nothing to tune: {', '.join(spec.methods)} {verb} no search space")
     board = board_of(opened.bench, spec.targets)
     executor = make_executor(spec.executor, spec.ray_address, spec.task_threads)
     records = []

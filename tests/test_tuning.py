@@ -108,6 +108,18 @@ def test_a_bad_search_space_fails_in_one_line_before_training(tmp_path: Path, ca
     assert not (tmp_path / "tuning").exists()
 
 
+@pytest.mark.parametrize(("methods", "needle"), [("random", "random declares no search space"),
+                                                 ("random,pixel-cosine", "random, pixel-cosine declare no search")])
+def test_methods_with_nothing_to_tune_fail_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      methods: str, needle: str) -> None:
+    args = ["tune", "--preset", "smoke", "--cache", str(tmp_path / "cache"), "--quiet", "--method", methods,
+            "--tuning-dir", str(tmp_path / "tuning")]
+    assert main(args) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert needle in line, line
+    assert_nothing_trained(tmp_path)
+
+
 def test_candidates_start_with_the_shipped_setting_and_respect_the_budget() -> None:
     from guda_bench.runner import make_adapter
     from guda_bench.tuning import candidates, shipped_setting
