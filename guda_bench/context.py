@@ -67,6 +67,7 @@ class Context:
         self.data_hash = bench.data_hash()
         self._stage: dict | None = None
         self._depth = 0  # how many artefact builds the current fetch is nested in
+        self.waited_s = 0.0  # driver seconds spent waiting on executor tasks (their work is charged as entries)
         self._terms: dict[str, np.ndarray] = {}
         self.probing = False  # inside probe(): a fetch may read the cache, never build
         self.query_view: tuple[np.ndarray, str] | None = None  # (indices, name) when this is a query view
@@ -114,17 +115,28 @@ class Context:
     @contextmanager
     def stage(self) -> Iterator[dict]:
         """Time a stage: yields a dict that ends with wall seconds and compute cost (incl. cached work), and
-        `used`: {artefact key: its cost} for the artefacts the stage built itself or was charged for."""
+        `used`: {artefact key: its cost} for the artefacts the stage built itself or was charged for.
+
+        Cost is the driver's own seconds plus the recorded cost of every cache entry it read, each entry once.
+        The driver's seconds exclude its waits on executor tasks (`waited_s`): a task's work is charged when the
+        driver reads the entry it built, so counting the wait as well would charge that work twice."""
         record: dict = {"wall_s": 0.0, "cached_cost_s": 0.0, "used": {}}
         outer, self._stage = self._stage, record
         outer_depth, self._depth = self._depth, 0
-        t0 = time.perf_counter()
+        t0, waited0 = time.perf_counter(), self.waited_s
         try:
             yield record
         finally:
             record["wall_s"] = time.perf_counter() - t0
-            record["cost_s"] = record["wall_s"] + record["cached_cost_s"]
+            record["waited_s"] = self.waited_s - waited0
+            record["cost_s"] = record["wall_s"] - record["waited_s"] + record["cached_cost_s"]
             self._stage, self._depth = outer, outer_depth
+
+    def charge_built(self, art: Artefact, inner: dict) -> None:
+        """After `art` was built here with its own inner stage: charge the current stage for the cached entries
+        that stage read (the stage's wall already holds the build's own seconds)."""
+        if art.built and self._stage is not None:
+            self._stage["cached_cost_s"] += inner.get("cached_cost_s", 0.0)
 
     def fetch(self, kind: str, spec: dict, build: Callable[[Path], dict | None], charge: bool = True) -> Artefact:
         if self.precision != "fp32":
@@ -152,7 +164,8 @@ class Context:
         art = self.store.get_or_build(kind, spec, build)
         if charge and self._stage is not None:
             if not art.built:
-                self._stage["cached_cost_s"] += art.cost_s
+                if art.key not in self._stage["used"]:  # read twice in one stage (e.g. a repeated LDS subset)
+                    self._stage["cached_cost_s"] += art.cost_s
                 self._stage["used"][art.key] = art.cost_s
             elif depth == 0:  # built by this stage (an artefact built inside another is part of that one's cost)
                 self._stage["used"][art.key] = art.cost_s
@@ -397,8 +410,7 @@ class Context:
             return {"cost_s": inner["cost_s"]}
 
         art = self.fetch("logoa", self.logoa_spec(study), build)
-        if art.built and self._stage is not None:  # cached LOGO models used by the build: charge them too
-            self._stage["cached_cost_s"] += charged.get("cached_cost_s", 0.0)
+        self.charge_built(art, charged)  # cached LOGO models used by the build: charge them too
         return np.load(art.path / "logoa.npy")
 
     # ---- unlearning --------------------------------------------------------------------------------

@@ -128,6 +128,8 @@ def lds_truth(ctx: Any, cfg: LdsConfig, study: int = 0) -> LdsTruth:
     groups = tuple(tuple(int(k) for k in np.flatnonzero(row)) for row in kept)
     seed = ctx.study_seed(study)  # the ceiling's second set trains from LOGO's second-study seed
 
+    charged: dict[str, float] = {}
+
     def build(folder: Any) -> dict:
         with ctx.stage() as inner:
             prebuild(ctx, partial(_subset_model, seed, groups), range(len(groups)))
@@ -135,7 +137,9 @@ def lds_truth(ctx: Any, cfg: LdsConfig, study: int = 0) -> LdsTruth:
                       for m, g in enumerate(groups)]
         np.save(folder / "kept.npy", kept)
         np.save(folder / "losses.npy", np.stack(losses, axis=1))
+        charged.update(inner)
         return {"cost_s": inner["cost_s"]}
 
     art = ctx.fetch("lds", lds_spec(ctx, cfg, study), build)
+    ctx.charge_built(art, charged)  # subset models read from the cache (or built by tasks): charge them too
     return LdsTruth(np.load(art.path / "kept.npy"), np.load(art.path / "losses.npy"), art.cost_s, art.key)

@@ -160,6 +160,43 @@ def test_prebuild_sends_only_the_items_whose_entries_are_not_cached_and_charges_
         prebuild(ctx, _failing_job, [3])
 
 
+def _slow_job(ctx, k: int) -> str:
+    import time
+
+    def build(folder):
+        time.sleep(0.3)
+        (folder / "value.txt").write_text(str(k))
+
+    return ctx.fetch("slow-job", {"k": k, "data": ctx.data_hash}, build).key
+
+
+def test_a_stage_charges_task_work_once_not_also_the_driver_wait_nor_a_repeated_read(tmp_path):
+    """The driver waits while tasks build entries, then reads them: the entries' recorded cost is charged, the
+    wait is not (else a parallel run's cost counts its task work twice), and an entry read twice in one stage
+    (a repeated LDS subset) is charged once; a warm rerun of the stage costs what the cold one did."""
+
+    from guda_bench.context import Context
+    from guda_bench.executor import prebuild
+    from guda_bench.registry import DATASETS
+    from guda_bench.store import Store
+
+    register()
+    adapter = DATASETS.entry(NAME).create({})
+    costs = []
+    for _ in range(2):  # cold, then warm
+        ctx = Context(adapter.load(adapter.preset("tiny")), Store(tmp_path / "cache"), executor=InlineParallel())
+        _ = ctx.full, ctx.queries_artefact  # what every job needs, outside the stage
+        with ctx.stage() as stage:
+            prebuild(ctx, _slow_job, [0, 1])
+            for k in (0, 1, 1):
+                _slow_job(ctx, k)
+        costs.append(stage["cost_s"])
+    recorded = sum(ctx.fetch("slow-job", {"k": k, "data": ctx.data_hash}, lambda f: None).cost_s for k in (0, 1))
+    assert recorded >= 0.6
+    assert costs[0] == pytest.approx(recorded, abs=0.25)  # not recorded + the 0.6 s wait, not 3 reads
+    assert costs[1] == pytest.approx(recorded, abs=0.25)
+
+
 def test_instance_unlearning_per_query_chunks_equal_the_single_pass_and_are_shared_by_executors(tmp_path,
                                                                                                  monkeypatch):
     import numpy as np

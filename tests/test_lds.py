@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tarfile
 
 import numpy as np
@@ -102,6 +103,12 @@ def test_lds_run_end_to_end_with_its_ceiling(tmp_path) -> None:
     stamp = {p.name for p in cache.rglob("*") if p.is_dir()}
     assert main(args) == 0
     assert {p.name for p in cache.rglob("*") if p.is_dir()} == stamp
+    # a build that resumes from cached subset models (a killed run) reports the cold run's LDS cost: the models
+    # are charged at their recorded cost, not dropped
+    shutil.rmtree(cache / "lds")
+    assert main(args) == 0
+    resumed = json.loads((out / "results.json").read_text())["truth"]["lds"]["cost_s"]
+    assert resumed == pytest.approx(res["truth"]["lds"]["cost_s"], rel=0.25)
     # one more subset extends the design: only its model (and its second seed's) is trained
     assert main([*args[:-5], "--lds-subsets", "5", "--ceiling-seeds", "2"]) == 0
     assert len(list((cache / "model").iterdir())) <= len(models) + 1
