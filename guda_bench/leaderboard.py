@@ -324,6 +324,10 @@ def board_power(board_path: Path, board: pd.DataFrame) -> str:
     if agree:
         line += (f"\nLOGO Top-1 vs group LDS ranking: Kendall tau {agree['kendall_tau']:.2f} over "
                  f"{agree['n_methods']} methods ({len(agree['disagreements'])} pairs ordered differently)")
+    if above := lds_above_ceiling(board):
+        ceiling, names = above
+        line += (f"\ngroup LDS noise ceiling {ceiling:.3f}; rows whose LDS CI lies above the ceiling's: "
+                 f"{', '.join(names) or 'none'}")
     return line
 
 
@@ -395,6 +399,20 @@ def to_markdown(board: pd.DataFrame) -> str:
         if board.iloc[i]["kind"] == "ceiling":
             lines.append("| " + " | ".join(["*methods*"] + [""] * (len(cols) - 1)) + " |")
     return "\n".join(lines)
+
+
+def lds_above_ceiling(board: pd.DataFrame) -> tuple[float, list[str]] | None:
+    """The LDS noise ceiling and the ok rows whose LDS CI lies wholly above the ceiling's CI: a row beating a
+    second seed's subset models says the LDS truth is noise-limited there, not that the row is that good."""
+    if not has_lds(board):
+        return None
+    ceil = board[(board["kind"] == "ceiling") & board["lds"].notna()]
+    if ceil.empty:
+        return None
+    c = ceil.iloc[0]
+    rows = board[(board["status"] == "ok") & (board["kind"] != "ceiling") & board["lds"].notna()]
+    above = rows[rows["lds_ci_low"] > c["lds_ci_high"]].sort_values("lds", ascending=False)
+    return float(c["lds"]), above["method"].astype(str).tolist()
 
 
 def ranking_agreement(board: pd.DataFrame) -> dict[str, Any] | None:

@@ -171,3 +171,15 @@ def test_ranking_agreement_counts_the_pairs_ordered_differently() -> None:
     assert agree["kendall_tau"] == pytest.approx(4 / 6)
     assert lb.ranking_agreement(board.drop(columns="lds")) is None
     assert "group LDS [95% CI]" in lb.headers(board) and "group LDS [95% CI]" not in lb.headers(board.assign(lds=None))
+
+
+def test_rows_above_the_lds_ceiling_are_those_whose_ci_clears_the_ceilings() -> None:
+    board = pd.DataFrame({"method": ["noise-ceiling", "logo", "a", "b", "c"],
+                          "kind": ["ceiling", "method", "method", "method", "method"],
+                          "status": ["ok", "ok", "ok", "ok", "failed"],
+                          "lds": [0.26, 0.24, 0.32, 0.30, 0.9], "lds_ci_low": [0.24, 0.22, 0.30, 0.27, 0.8],
+                          "lds_ci_high": [0.28, 0.26, 0.34, 0.33, 1.0]})
+    # a's CI clears the ceiling's; b's overlaps it (0.27 < 0.28); c did not run; logo is under it
+    assert lb.lds_above_ceiling(board) == (pytest.approx(0.26), ["a"])
+    assert lb.lds_above_ceiling(board[board["kind"] != "ceiling"]) is None  # no ceiling row: nothing to say
+    assert lb.lds_above_ceiling(board.assign(lds=None)) is None
