@@ -346,10 +346,10 @@ def read_board(name_or_path: str, board_dir: Path) -> tuple[Path, pd.DataFrame]:
     path = Path(name_or_path)
     if not path.suffix:
         path = board_dir / f"{name_or_path}.csv"
-    boards = [p.stem for p in sorted(board_dir.glob("*.csv")) if is_board(p)]
     if not path.exists():
         from guda_bench.registry import did_you_mean
 
+        boards = [p.stem for p in sorted(board_dir.glob("*.csv")) if is_board(p)]  # only the error reads them
         hint = did_you_mean(path.stem, boards)
         raise BenchError(f"no leaderboard {path}{hint} (published: {', '.join(boards) or 'none'})")
     if not is_board(path):
