@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,6 +75,35 @@ def per_query_lds(scores: np.ndarray, kept: np.ndarray, losses: np.ndarray) -> n
     """
     centred = scores - scores.mean(1, keepdims=True)
     return spearman_rows(centred @ kept.T.astype(np.float64), -losses)
+
+
+def ceiling_lds(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """The LDS noise ceiling of every query: the second seed's measured -loss "predicting" the first's
+    (losses [Q, M] of the same subsets, independent seeds)."""
+    return spearman_rows(-second, -first)
+
+
+def save_truth(out: Path, truth: LdsTruth, ceiling: LdsTruth | None = None) -> None:
+    """The LDS truth beside a run's scores (scores/_lds_kept.npy, _lds_losses.npy, _lds_ceiling_losses.npy), so
+    that a board published from the run can recompute every row's per-query LDS (paired tests between rows)."""
+    from guda_bench.store import atomic_write_bytes
+
+    files = {"_lds_kept": truth.kept, "_lds_losses": truth.losses}
+    if ceiling is not None:
+        files["_lds_ceiling_losses"] = ceiling.losses
+    for name, array in files.items():
+        atomic_write_bytes(out / "scores" / f"{name}.npy", lambda path, a=array: np.save(open(path, "wb"), a))
+
+
+def load_truth(run_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+    """(kept, losses, ceiling losses or None) saved by `save_truth`, or None for a run without them (a run
+    without --truth lds, or one made before they were saved)."""
+    folder = Path(run_dir) / "scores"
+    if not (folder / "_lds_losses.npy").exists():
+        return None
+    ceiling = folder / "_lds_ceiling_losses.npy"
+    return (np.load(folder / "_lds_kept.npy").astype(bool), np.load(folder / "_lds_losses.npy"),
+            np.load(ceiling) if ceiling.exists() else None)
 
 
 def size_share(kept: np.ndarray, losses: np.ndarray) -> float:

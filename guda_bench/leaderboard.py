@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from guda_bench import metrics, power
+from guda_bench import lds, metrics, power
 from guda_bench.errors import BenchError
 from guda_bench.results import HEADLINE, TIMING, TUNED_SUFFIX
 from guda_bench.store import atomic_write_text
@@ -209,8 +209,8 @@ def publish(run_dir: Path, board_dir: Path, plots: bool = True) -> Path:
 
 
 # every file `publish` writes for a board, as suffixes of its name (digits.csv, digits-pairs.csv, ...)
-PUBLISHED = (".csv", "-per-group.csv", "-per-query.csv", "-pairs.csv", "-pairs.png", "-power.json", "-pareto.png",
-             "-queries.png")
+PUBLISHED = (".csv", "-per-group.csv", "-per-query.csv", "-pairs.csv", "-pairs.png", "-pairs-lds.png", "-power.json",
+             "-pareto.png", "-queries.png")
 
 
 def replace_board(run_dir: Path, board_dir: Path, plots: bool = True) -> tuple[Path, Path | None]:
@@ -271,7 +271,8 @@ def _publish_power(run_dir: Path, results: dict[str, Any], path: Path, board: pd
             scored[r["method"]] = np.load(run_dir / "scores" / f"{file}.npy")
     per_query_path = sibling(path, "per-query.csv")
     per_query = _merged(per_query_path, power.per_query_frame(scored, gold, test,
-                                                                          results["run"].get("ndcg_gain", "exp")))
+                                                              results["run"].get("ndcg_gain", "exp"),
+                                                              _per_query_lds(run_dir, results, scored)))
     ok = set(board.loc[board["status"] == "ok", "method"])
     per_query = per_query[per_query["method"].isin(ok)]  # a row that turned failed/unavailable loses its pairs
     per_query = _write_csv(per_query_path, per_query)
@@ -282,12 +283,35 @@ def _publish_power(run_dir: Path, results: dict[str, Any], path: Path, board: pd
     beyond = power.beyond_similarity(board, per_query, seed=int(results["run"]["seed"]))
     tuning = power.tuning_line(board, pair_rows, untuned_methods(board))
     atomic_write_text(sibling(path, "power.json"), json.dumps({**summary, "line": power.power_line(summary),
+                                                               "lds_line": power.lds_power_line(summary),
                                                                "tuning": tuning,
                                                                "beyond_similarity": beyond,
                                                                "beyond_line": power.beyond_line(beyond)},
                                                               indent=1))
     if plots:
         power.pairs_plot(pair_rows, order, sibling(path, "pairs.png"))
+        power.pairs_plot(pair_rows, order, sibling(path, "pairs-lds.png"), metric=power.LDS)  # none without LDS
+
+
+def _per_query_lds(run_dir: Path, results: dict[str, Any], scored: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each scored row's group LDS on every query, from the LDS truth the run saved (empty for a run without
+    --truth lds, or one made before runs saved it): the same function the runner averaged, so the per-query
+    values' mean is the board's `lds`."""
+    truth = lds.load_truth(run_dir) if results["run"].get("lds") else None
+    if truth is None:
+        return {}
+    kept, losses, second = truth
+    out = {}
+    for r in results["rows"]:
+        name = r["method"]
+        if name not in scored or "lds" not in r.get("metrics", {}):
+            continue
+        if r["kind"] == "ceiling":
+            if second is not None:
+                out[name] = lds.ceiling_lds(losses, second)
+        else:
+            out[name] = lds.per_query_lds(scored[name], kept, losses)
+    return out
 
 
 def untuned_methods(board: pd.DataFrame) -> list[str]:
@@ -324,6 +348,8 @@ def board_power(board_path: Path, board: pd.DataFrame) -> str:
     if agree:
         line += (f"\nLOGO Top-1 vs group LDS ranking: Kendall tau {agree['kendall_tau']:.2f} over "
                  f"{agree['n_methods']} methods ({len(agree['disagreements'])} pairs ordered differently)")
+    if pair_rows is not None and (lds_line := power.lds_power_line(power.power_summary(board, pair_rows))):
+        line += f"\n{lds_line}"
     if above := lds_above_ceiling(board):
         ceiling, names = above
         line += (f"\ngroup LDS noise ceiling {ceiling:.3f}; rows whose LDS CI lies above the ceiling's: "
@@ -485,5 +511,11 @@ def compare(run_a: Path, run_b: Path | None, method_a: str, method_b: str, n_boo
     gain = ra["run"].get("ndcg_gain", "exp")
     pa = metrics.per_query_metrics(sa, gold[test], ndcg_gain=gain)
     pb = metrics.per_query_metrics(sb, gold[test], ndcg_gain=gain)
+    truth = lds.load_truth(run_a) if ra["run"].get("lds") else None
+    same_lds = (ra["truth"].get("artefacts", {}).get("lds", [None])[:1]
+                == rb["truth"].get("artefacts", {}).get("lds", [None])[:1])
+    if truth is not None and same_lds:  # both scored against the same LDS truth: pair it too
+        kept, losses, _ = truth
+        pa["lds"], pb["lds"] = (lds.per_query_lds(s, kept, losses[test]) for s in (sa, sb))
     return {"a": f"{method_a} ({run_a})", "b": f"{method_b} ({run_b or run_a})",
             "rows": paired_bootstrap(pa, pb, n_boot=n_boot, seed=ra["run"]["seed"])}

@@ -20,6 +20,7 @@ from guda_bench import metrics
 from guda_bench.results import TUNED_SUFFIX
 
 PAIR_METRICS = ("top1", "ndcg@3")
+LDS = "lds"  # the second truth's per-query metric: paired too, among the rows that have it (SPEC §10)
 ALPHA = 0.05
 TOP = 5  # "the five best methods": where a reader's question is
 SIMILARITY = "similarity"  # Method.family of look-alike baselines (pixel-*, clip)
@@ -27,12 +28,15 @@ TRUTH = "truth"  # Method.family of the ground truth scored against itself (its 
 
 
 def per_query_frame(rows: dict[str, np.ndarray], gold: np.ndarray, test: np.ndarray,
-                    ndcg_gain: str = "exp") -> pd.DataFrame:
-    """Long table (method, query, top1, ndcg@3 with the board's gain) over the test queries of every scored row."""
+                    ndcg_gain: str = "exp", lds: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """Long table (method, query, top1, ndcg@3 with the board's gain) over the test queries of every scored row,
+    plus an `lds` column (each row's group LDS on each query, over all queries in `lds`) on a run scored
+    against the LDS truth too."""
     frames = []
     for name, scores in rows.items():
         pq = metrics.per_query_metrics(scores[test], gold[test], ndcg_gain=ndcg_gain)
-        frames.append(pd.DataFrame({"method": name, "query": test, **{m: pq[m] for m in PAIR_METRICS}}))
+        extra = {LDS: lds[name][test]} if lds and name in lds else {}
+        frames.append(pd.DataFrame({"method": name, "query": test, **{m: pq[m] for m in PAIR_METRICS}, **extra}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["method", "query",
                                                                                       *PAIR_METRICS])
 
@@ -75,6 +79,7 @@ def pairs(per_query: pd.DataFrame, order: list[str], n_boot: int = 10_000, seed:
     means is the resampled mean of the per-query difference, so every pair is exactly paired.
     """
     names = [m for m in order if m in set(per_query["method"])]
+    with_lds = LDS in per_query and bool(per_query[LDS].notna().any())
     wide = {m: per_query[per_query["method"] == m].set_index("query").sort_index() for m in names}
     queries = wide[names[0]].index.to_numpy() if names else np.array([])
     for m in names:
@@ -82,11 +87,12 @@ def pairs(per_query: pd.DataFrame, order: list[str], n_boot: int = 10_000, seed:
             raise ValueError(f"{m} was not scored on the same test queries as {names[0]}")
     idx = boot_indices(len(queries), n_boot, seed)
     out = []
-    for metric in PAIR_METRICS:
+    for metric in (*PAIR_METRICS, LDS) if with_lds else PAIR_METRICS:
         values = {m: wide[m][metric].to_numpy(dtype=float) for m in names}
+        values = {m: v for m, v in values.items() if np.isfinite(v).all()}  # LDS: the rows scored against it
         boots = {m: v[idx].mean(1) for m, v in values.items()}
         block = []
-        for a, b in combinations(names, 2):
+        for a, b in combinations(list(values), 2):
             d = boots[a] - boots[b]
             block.append({"metric": metric, "a": a, "b": b, "mean_a": values[a].mean(), "mean_b": values[b].mean(),
                           "diff": float((values[a] - values[b]).mean()), **boot_test(d), "n_test": len(queries)})
@@ -100,8 +106,8 @@ def pairs(per_query: pd.DataFrame, order: list[str], n_boot: int = 10_000, seed:
                                       "p_value", "p_holm", "separated", "n_test"])
 
 
-def _separated_share(pair_rows: pd.DataFrame, members: list[str]) -> tuple[int, int]:
-    sel = pair_rows[(pair_rows["metric"] == "top1") & pair_rows["a"].isin(members) & pair_rows["b"].isin(members)]
+def _separated_share(pair_rows: pd.DataFrame, members: list[str], metric: str = "top1") -> tuple[int, int]:
+    sel = pair_rows[(pair_rows["metric"] == metric) & pair_rows["a"].isin(members) & pair_rows["b"].isin(members)]
     return int(sel["separated"].sum()), len(sel)
 
 
@@ -137,7 +143,25 @@ def power_summary(board: pd.DataFrame, pair_rows: pd.DataFrame | None) -> dict[s
     if pair_rows is not None and len(pair_rows):
         out["pairs_separated"], out["pairs"] = _separated_share(pair_rows, methods["method"].tolist())
         out["top_pairs_separated"], out["top_pairs"] = _separated_share(pair_rows, out["top_methods"])
+        lds_pairs = pair_rows[pair_rows["metric"] == LDS]
+        if len(lds_pairs) and LDS in methods:
+            paired = set(lds_pairs["a"]) | set(lds_pairs["b"])
+            by_lds = methods[methods["method"].isin(paired)].sort_values(LDS, ascending=False, kind="stable")
+            out["lds_top_methods"] = by_lds["method"].head(TOP).tolist()
+            out["lds_pairs_separated"], out["lds_pairs"] = _separated_share(pair_rows, by_lds["method"].tolist(), LDS)
+            out["lds_top_pairs_separated"], out["lds_top_pairs"] = _separated_share(pair_rows, out["lds_top_methods"],
+                                                                                    LDS)
     return out
+
+
+def lds_power_line(summary: dict[str, Any]) -> str | None:
+    """The power line of the second truth: method pairs told apart by group LDS (all; the five best by LDS)."""
+    if not summary.get("lds_pairs"):
+        return None
+    return (f"group LDS power: method pairs separated {summary['lds_pairs_separated']}/{summary['lds_pairs']} "
+            f"({summary['lds_pairs_separated'] / summary['lds_pairs']:.0%}); among the top {TOP} by LDS "
+            f"({', '.join(summary['lds_top_methods'])}): {summary['lds_top_pairs_separated']}/"
+            f"{summary['lds_top_pairs']} (Holm-adjusted p < 0.05, paired bootstrap over the same test queries)")
 
 
 def beyond_similarity(board: pd.DataFrame, per_query: pd.DataFrame | None, n_boot: int = 2000,

@@ -31,7 +31,7 @@ from guda_bench.context import Context, gold_of
 from guda_bench.errors import BenchError, Unavailable
 from guda_bench.executor import make_executor
 from guda_bench.groupings import apply_grouping, parse_grouping, recorded_grouping
-from guda_bench.lds import LdsConfig, draw_subsets, lds_truth, size_share, spearman_rows
+from guda_bench.lds import LdsConfig, ceiling_lds, draw_subsets, lds_truth, save_truth, size_share
 from guda_bench.method import KNOWN_REQUIREMENTS
 from guda_bench.precision import check_precision
 from guda_bench.provenance import environment
@@ -368,6 +368,7 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
         results["truth"]["lds"] = {"cost_s": lds_stage["cost_s"], "kept": lds.kept.astype(int).tolist(),
                                    "size_spearman": size_share(lds.kept, lds.losses[ctx.splits["test"]])}
         results["truth"]["artefacts"]["lds"] = [lds.key]
+        save_truth(spec.out, lds)
     save_scores(spec.out, "_truth_logoa", gold)
     atomic_write_bytes(spec.out / "queries.npy", lambda p: np.save(open(p, "wb"), ctx.query_images.numpy()))
     write_run(spec.out, results)
@@ -394,8 +395,9 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
                 second = lds_truth(ctx, spec.lds, study=1)
             results["truth"]["lds"]["ceiling_cost_s"] = again["cost_s"]
             results["truth"]["artefacts"]["lds"].append(second.key)
+            save_truth(spec.out, lds, second)
             row["metrics"]["lds"] = metrics.summarize_values(
-                spearman_rows(-second.losses, -lds.losses)[test], n_boot=preset.n_boot, seed=spec.seed)
+                ceiling_lds(lds.losses, second.losses)[test], n_boot=preset.n_boot, seed=spec.seed)
             row["reason"] += "; LDS: a second seed's subset models vs the first"
         results["rows"].append(row)
         write_run(spec.out, results)

@@ -18,7 +18,7 @@ from guda_bench.leaderboard import TEXT_COLUMNS, board_power, is_board, sibling
 from guda_bench.store import atomic_write_text
 
 PLOTS = (("pareto.png", "Quality against cost (Pareto)"), ("pairs.png", "Who beats whom (paired, Holm-adjusted)"),
-         ("queries.png", "Queries"))
+         ("pairs-lds.png", "Who beats whom by group LDS (paired, Holm-adjusted)"), ("queries.png", "Queries"))
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
 table{border-collapse:collapse;font-size:14px}th,td{padding:4px 8px;border-bottom:1px solid #ddd;text-align:right}

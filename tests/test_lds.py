@@ -99,6 +99,21 @@ def test_lds_run_end_to_end_with_its_ceiling(tmp_path) -> None:
     assert -1 <= ceiling["ci_low"] <= ceiling["mean"] <= ceiling["ci_high"] <= 1
     summary = pd.read_csv(out / "summary.csv")
     assert summary["lds"].notna().all() and {"lds_ci_low", "lds_ci_high"} <= set(summary.columns)
+    # a board published from the run carries every row's per-query LDS (from the truth the run saved), whose
+    # mean is the row's LDS, and pairs them
+    boards = tmp_path / "boards"
+    assert main(["leaderboard", "publish", str(out), "--dir", str(boards), "--no-plots"]) == 0
+    per_query = pd.read_csv(boards / f"{NAME}-per-query.csv")
+    means = per_query.groupby("method")["lds"].mean()
+    for name in ("logo", "pixel-nn", "random", "noise-ceiling"):
+        assert means[name] == pytest.approx(rows[name]["metrics"]["lds"]["mean"], abs=1e-5)
+    lds_pairs = pd.read_csv(boards / f"{NAME}-pairs.csv").query("metric == 'lds'")
+    assert len(lds_pairs) == 6 and lds_pairs["p_holm"].between(0, 1).all()
+    compared = {r["metric"]: r for r in lb.compare(out, None, "pixel-nn", "random", n_boot=200)["rows"]}
+    assert compared["lds"]["mean_a"] == pytest.approx(rows["pixel-nn"]["metrics"]["lds"]["mean"])
+    assert compared["lds"]["mean_b"] == pytest.approx(rows["random"]["metrics"]["lds"]["mean"])
+    assert "group LDS power: method pairs separated" in lb.board_power(boards / f"{NAME}.csv",
+                                                                      pd.read_csv(boards / f"{NAME}.csv"))
     # warm rerun: every subset model and both loss matrices come from the cache
     stamp = {p.name for p in cache.rglob("*") if p.is_dir()}
     assert main(args) == 0

@@ -253,6 +253,30 @@ def test_pairs_separate_a_real_difference_and_not_a_null_one():
         pairs(frame[~((frame.method == "weak") & (frame["query"] == 0))], ["good", "weak"], n_boot=10)
 
 
+def test_lds_pairs_cover_only_rows_scored_against_lds_and_rank_the_top_five_by_lds():
+    from guda_bench.power import lds_power_line, pairs, power_summary
+
+    rng = np.random.default_rng(2)
+    q = np.arange(300)
+    lds = {"a": 0.6, "b": 0.6, "c": 0.1, "old": np.nan}  # "old": published before runs saved the LDS truth
+    frame = pd.concat([pd.DataFrame({"method": m, "query": q, "top1": (rng.random(300) < 0.5).astype(float),
+                                     "ndcg@3": 0.5, "lds": v if np.isnan(v) else v + 0.3 * rng.standard_normal(300)})
+                       for m, v in lds.items()], ignore_index=True)
+    out = pairs(frame, list(lds), n_boot=2000)
+    assert len(out[out["metric"] == "top1"]) == 6  # every pair on Top-1
+    by_lds = out[out["metric"] == "lds"].set_index(["a", "b"])
+    assert sorted(by_lds.index) == [("a", "b"), ("a", "c"), ("b", "c")]  # "old" has no per-query LDS
+    assert by_lds.loc[("a", "c"), "separated"] and not by_lds.loc[("a", "b"), "separated"]
+    board = pd.DataFrame({"method": list(lds), "kind": "method", "status": "ok", "family": "attribution",
+                          "top1": [0.5, 0.49, 0.48, 0.47], "top1_ci_low": 0.4, "top1_ci_high": 0.6, "n_test": 300,
+                          "lds": [0.58, 0.61, 0.1, np.nan]})
+    summary = power_summary(board, out)
+    assert summary["lds_top_methods"] == ["b", "a", "c"]  # ordered by LDS, not Top-1
+    assert (summary["lds_pairs_separated"], summary["lds_pairs"]) == (2, 3)
+    assert "group LDS power: method pairs separated 2/3" in lds_power_line(summary)
+    assert lds_power_line(power_summary(board, out[out["metric"] != "lds"])) is None  # a board without LDS pairs
+
+
 def test_a_published_truth_bundle_lets_a_new_method_join_a_copy_of_the_board(runs, tmp_path, capsys):
     """Add your method to a board: fresh cache + the board's bundle + a method -> a new row, the others untouched."""
     import shutil
