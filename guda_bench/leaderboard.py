@@ -28,8 +28,8 @@ BOARD_SCHEMA = 1
 # hex strings that pandas would read as numbers when they happen to be all digits (or "1e5"-like)
 TEXT_COLUMNS = {"git_commit": str, "truth_hash": str, "config_hash": str, "data_hash": str}
 PROVENANCE = ("dataset", "preset", "grouping", "seed", "ceiling_seeds", "n_test", "guda_bench", "git_commit",
-              "git_dirty", "device", "torch", "diffusers", "python", "config_hash", "truth_hash", "data_hash",
-              "created", "command")
+              "git_dirty", "device", "machine", "torch", "diffusers", "python", "config_hash", "truth_hash",
+              "data_hash", "created", "command")
 
 
 def load_run(run_dir: Path) -> dict[str, Any]:
@@ -99,7 +99,7 @@ def board_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         common["truth_seeds"] = run["truth_seeds"]
     if run.get("ndcg_gain"):  # which NDCG@3 the ndcg@3 columns show (exp: CIFAR-10's, linear: UnlearnCanvas's)
         common["ndcg_gain"] = run["ndcg_gain"]
-    common.update({k: prov.get(k) for k in ("guda_bench", "git_commit", "git_dirty", "device", "torch",
+    common.update({k: prov.get(k) for k in ("guda_bench", "git_commit", "git_dirty", "device", "machine", "torch",
                                             "diffusers", "python")})
     rows = []
     for r in results["rows"]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -23,6 +24,20 @@ def git_state(cwd: Path | None = None) -> dict[str, Any]:
         return {"git_commit": None, "git_dirty": None}
 
 
+def cpu_model() -> str:
+    """The processor's model name and logical core count, e.g. "Intel(R) Xeon(R) Processor, 2 cores": times and
+    costs differ 2x or more between machines, so every result names the one it was measured on."""
+    name = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware")):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name or platform.processor() or platform.machine() or 'unknown CPU'}, {os.cpu_count()} cores"
+
+
 def environment(device: str = "cpu") -> dict[str, Any]:
     import diffusers
     import numpy
@@ -36,10 +51,12 @@ def environment(device: str = "cpu") -> dict[str, Any]:
         "numpy": numpy.__version__,
         "platform": platform.platform(),
         "cpu_threads": torch.get_num_threads(),
+        "cpu": cpu_model(),
         "device": device,
         "cuda_available": torch.cuda.is_available(),
     }
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
+    info["machine"] = info.get("gpu") or info["cpu"]  # what measured the run's costs (a board column)
     info.update(git_state())
     return info

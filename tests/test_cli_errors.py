@@ -114,3 +114,4 @@ def test_env(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["env"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert "torch" in info and "diffusers" in info
+    assert info["machine"] == info["cpu"] and info["cpu"].endswith(" cores")  # no GPU here: the CPU measured it

@@ -31,8 +31,9 @@ def test_publish_merges_runs_of_one_truth_with_provenance_and_plots(runs, capsys
     assert board["method"].iloc[0] == "noise-ceiling" and board["kind"].iloc[0] == "ceiling"
     assert set(board["method"]) == {"noise-ceiling", "logo", "pixel-cosine", "random", "pixel-nn", "guda"}
     for col in ("top1", "top1_ci_low", "top1_ci_high", "top1_stderr", "ndcg@3_ci_high", "speedup", "truth_hash",
-                "config_hash", "git_commit", "torch", "diffusers", "seed", "created", "command", "device"):
+                "config_hash", "git_commit", "torch", "diffusers", "seed", "created", "command", "device", "machine"):
         assert col in board.columns, col
+    assert board["machine"].str.endswith(" cores").all()  # the machine that measured each row's cost
     assert board["truth_hash"].nunique() == 1
     ok = board[board.status == "ok"]
     assert (ok["top1_ci_low"] <= ok["top1"]).all() and (ok["top1"] <= ok["top1_ci_high"]).all()
