@@ -29,6 +29,7 @@ from guda_bench.elbo import ElboScorer
 from guda_bench.executor import LocalExecutor, RayExecutor, prebuild_logo
 from guda_bench.models import build_scheduler, load_unet, save_unet, set_prediction
 from guda_bench.precision import autocast
+from guda_bench.provenance import machine_name
 from guda_bench.sampling import sample_near, sample_prompted, sample_queries
 from guda_bench.store import Artefact, NotCached, Store
 from guda_bench.text import TextStack
@@ -70,6 +71,7 @@ class Context:
         self.waited_s = 0.0  # driver seconds spent waiting on executor tasks (their work is charged as entries)
         self._terms: dict[str, np.ndarray] = {}
         self.probing = False  # inside probe(): a fetch may read the cache, never build
+        self.machine = machine_name(device)
         self.query_view: tuple[np.ndarray, str] | None = None  # (indices, name) when this is a query view
 
     def on_queries(self, indices: np.ndarray, name: str) -> Context:
@@ -151,8 +153,8 @@ class Context:
 
         def build(folder: Path) -> dict | None:
             self._depth += 1
-            try:
-                return outer_build(folder)
+            try:  # the manifest names the machine its cost_s was measured on (bundles carry it to others)
+                return {"machine": self.machine, **(outer_build(folder) or {})}
             finally:
                 self._depth -= 1
 

@@ -28,8 +28,8 @@ BOARD_SCHEMA = 1
 # hex strings that pandas would read as numbers when they happen to be all digits (or "1e5"-like)
 TEXT_COLUMNS = {"git_commit": str, "truth_hash": str, "config_hash": str, "data_hash": str}
 PROVENANCE = ("dataset", "preset", "grouping", "seed", "ceiling_seeds", "n_test", "guda_bench", "git_commit",
-              "git_dirty", "device", "machine", "torch", "diffusers", "python", "config_hash", "truth_hash",
-              "data_hash", "created", "command")
+              "git_dirty", "device", "machine", "logo_machine", "torch", "diffusers", "python", "config_hash",
+              "truth_hash", "data_hash", "created", "command")
 
 
 def load_run(run_dir: Path) -> dict[str, Any]:
@@ -101,6 +101,8 @@ def board_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         common["ndcg_gain"] = run["ndcg_gain"]
     common.update({k: prov.get(k) for k in ("guda_bench", "git_commit", "git_dirty", "device", "machine", "torch",
                                             "diffusers", "python")})
+    if "logo_machine" in results.get("truth", {}):  # the speedups' denominator: LOGO's cost, measured there
+        common["logo_machine"] = results["truth"]["logo_machine"]
     rows = []
     for r in results["rows"]:
         row: dict[str, Any] = {"method": r["method"], "kind": r["kind"], "status": r["status"],

@@ -38,6 +38,16 @@ def cpu_model() -> str:
     return f"{name or platform.processor() or platform.machine() or 'unknown CPU'}, {os.cpu_count()} cores"
 
 
+def machine_name(device: str = "cpu") -> str:
+    """What computes on `device`: the GPU's name on CUDA, else the CPU's model and core count."""
+    if device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(0)
+    return cpu_model()
+
+
 def environment(device: str = "cpu") -> dict[str, Any]:
     import diffusers
     import numpy
@@ -57,6 +67,6 @@ def environment(device: str = "cpu") -> dict[str, Any]:
     }
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
-    info["machine"] = info.get("gpu") or info["cpu"]  # what measured the run's costs (a board column)
+    info["machine"] = machine_name(device)  # what measured the run's costs (a board column)
     info.update(git_state())
     return info

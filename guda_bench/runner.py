@@ -352,6 +352,8 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
         "provenance": provenance,
         "splits": {k: v.tolist() for k, v in ctx.splits.items()},
         "truth": {"cost_s": truth_cost, "logo_study_cost_s": logo_stage["cost_s"],
+                  # where that cost was measured (a bundle's truth: on the machine that built it); "" if unrecorded
+                  "logo_machine": store.lookup("logoa", ctx.logoa_spec(0)).manifest.get("machine", ""),
                   sanity_key(bench): class_sanity(bench, ctx.query_images, gold),
                   "elbo_timesteps": ctx.scorer.timesteps, "full_term_share": full_share.tolist(),
                   "elbo_weighting": preset.elbo.weighting,

@@ -34,6 +34,7 @@ def test_publish_merges_runs_of_one_truth_with_provenance_and_plots(runs, capsys
                 "config_hash", "git_commit", "torch", "diffusers", "seed", "created", "command", "device", "machine"):
         assert col in board.columns, col
     assert board["machine"].str.endswith(" cores").all()  # the machine that measured each row's cost
+    assert (board["logo_machine"] == board["machine"]).all()  # LOGO trained here: speedups divide like by like
     assert board["truth_hash"].nunique() == 1
     ok = board[board.status == "ok"]
     assert (ok["top1_ci_low"] <= ok["top1"]).all() and (ok["top1"] <= ok["top1_ci_high"]).all()
@@ -282,10 +283,16 @@ def test_a_published_truth_bundle_lets_a_new_method_join_a_copy_of_the_board(run
     """Add your method to a board: fresh cache + the board's bundle + a method -> a new row, the others untouched."""
     import shutil
 
+    import json
+
     board_dir = tmp_path / "boards"
     assert main(["leaderboard", "publish", str(runs / "a"), "--dir", str(board_dir), "--no-plots"]) == 0
     bundle = board_dir / f"{NAME}.truth.tar.gz"
-    assert main(["bundle", "export", str(runs / "a"), str(bundle), "--cache", str(runs / "cache")]) == 0
+    cache = tmp_path / "maintainer-cache"  # the board's maintainer built the truth on another machine
+    shutil.copytree(runs / "cache", cache)
+    for manifest in (cache / "logoa").glob("*/manifest.json"):
+        manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "machine": "a bigger CPU, 64 cores"}))
+    assert main(["bundle", "export", str(runs / "a"), str(bundle), "--cache", str(cache)]) == 0
     copy = tmp_path / "copy"
     shutil.copytree(board_dir, copy)
     before = pd.read_csv(copy / f"{NAME}.csv")
@@ -303,6 +310,10 @@ def test_a_published_truth_bundle_lets_a_new_method_join_a_copy_of_the_board(run
     pd.testing.assert_frame_equal(old, kept)  # the other rows are untouched
     pairs = pd.read_csv(copy / f"{NAME}-pairs.csv")
     assert ((pairs["a"] == "pixel-nn") | (pairs["b"] == "pixel-nn")).any()
+    # its speedup divides the maintainer's LOGO cost: the row says where each side was measured
+    mine = after.set_index("method").loc["pixel-nn"]
+    assert mine["logo_machine"] == "a bigger CPU, 64 cores" and mine["machine"].endswith(" cores")
+    assert mine["machine"] != mine["logo_machine"]
 
 
 def test_a_method_is_tuned_against_a_published_truth_bundle_without_logo_training(runs, tmp_path, capsys):
