@@ -281,9 +281,8 @@ def test_lds_pairs_cover_only_rows_scored_against_lds_and_rank_the_top_five_by_l
 
 def test_a_published_truth_bundle_lets_a_new_method_join_a_copy_of_the_board(runs, tmp_path, capsys):
     """Add your method to a board: fresh cache + the board's bundle + a method -> a new row, the others untouched."""
-    import shutil
-
     import json
+    import shutil
 
     board_dir = tmp_path / "boards"
     assert main(["leaderboard", "publish", str(runs / "a"), "--dir", str(board_dir), "--no-plots"]) == 0
