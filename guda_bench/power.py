@@ -305,7 +305,8 @@ def pairs_plot(pair_rows: pd.DataFrame, order: list[str], path: Path, metric: st
                     fontsize=6, color="black" if not sig[i, j] or abs(diff[i, j]) < 0.6 * lim else "white")
     ax.set_xticks(range(n), names, rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(n), names, fontsize=7)
-    ax.set_title(f"{metric}: row minus column (blue: row better; white/ns: not separated at Holm p < 0.05)",
+    label = {"top1": "Top-1", "ndcg@3": "NDCG@3", LDS: "group LDS"}.get(metric, metric)
+    ax.set_title(f"{label}: row minus column (blue: row better; white/ns: not separated at Holm p < 0.05)",
                  fontsize=8)
     fig.colorbar(im, ax=ax, fraction=0.03)
     fig.tight_layout()
