@@ -356,6 +356,26 @@ def board_power(board_path: Path, board: pd.DataFrame) -> str:
         ceiling, names = above
         line += (f"\ngroup LDS noise ceiling {ceiling:.3f}; rows whose LDS CI lies above the ceiling's: "
                  f"{', '.join(names) or 'none'}")
+    if costs := cost_machines(board):
+        line += f"\n{costs}"
+    return line
+
+
+def cost_machines(board: pd.DataFrame) -> str | None:
+    """One line: which machines measured the board's costs, and LOGO's (what every speedup divides). Costs
+    differ 2x or more between machines, so a speedup is only a ratio of like with like where both agree."""
+    rows = board[(board["status"] == "ok") & board["cost_s"].notna()]
+    if not len(rows):
+        return None
+    def named(column: str) -> pd.Series:
+        values = rows[column] if column in rows else pd.Series(None, index=rows.index, dtype=object)
+        return values.fillna("").astype(str).replace("", "unrecorded")
+
+    machines, logo = named("machine"), named("logo_machine")
+    counts = ", ".join(f"{m} ({n} rows)" for m, n in machines.value_counts().items())
+    line = f"costs measured on: {counts}; LOGO's cost, which speedups divide: {', '.join(sorted(set(logo)))}"
+    if len((set(machines) | set(logo)) - {"unrecorded"}) > 1:
+        line += " (more than one machine: compare speedups only between rows measured on the same one)"
     return line
 
 

@@ -255,6 +255,24 @@ def test_pairs_separate_a_real_difference_and_not_a_null_one():
         pairs(frame[~((frame.method == "weak") & (frame["query"] == 0))], ["good", "weak"], n_boot=10)
 
 
+def test_the_cost_line_names_the_machines_and_warns_when_speedups_divide_across_them():
+    from guda_bench.leaderboard import cost_machines
+
+    board = pd.DataFrame({"method": ["noise-ceiling", "logo", "a", "b"],
+                          "kind": ["ceiling", "method", "method", "method"], "status": "ok",
+                          "cost_s": [None, 600.0, 40.0, 2.0],
+                          "machine": [None, "Xeon, 2 cores", "Xeon, 2 cores", "EPYC, 2 cores"],
+                          "logo_machine": [None, "Xeon, 2 cores", "Xeon, 2 cores", "EPYC, 2 cores"]})
+    line = cost_machines(board)
+    assert "Xeon, 2 cores (2 rows), EPYC, 2 cores (1 rows)" in line and "more than one machine" in line
+    same = board.assign(machine="Xeon, 2 cores", logo_machine="Xeon, 2 cores")
+    assert "more than one machine" not in cost_machines(same) and "(3 rows)" in cost_machines(same)
+    old = board.drop(columns=["machine", "logo_machine"])  # published before runs recorded it
+    assert cost_machines(old) == ("costs measured on: unrecorded (3 rows); LOGO's cost, which speedups divide: "
+                                  "unrecorded")
+    assert cost_machines(board.assign(status="failed")) is None
+
+
 def test_lds_pairs_cover_only_rows_scored_against_lds_and_rank_the_top_five_by_lds():
     from guda_bench.power import lds_power_line, pairs, power_summary
 
