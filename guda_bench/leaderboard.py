@@ -369,7 +369,7 @@ def cost_machines(board: pd.DataFrame) -> str | None:
         return None
     def named(column: str) -> pd.Series:
         values = rows[column] if column in rows else pd.Series(None, index=rows.index, dtype=object)
-        return values.fillna("").astype(str).replace("", "unrecorded")
+        return values.astype(object).where(values.notna(), "").astype(str).replace("", "unrecorded")
 
     machines, logo = named("machine"), named("logo_machine")
     counts = ", ".join(f"{m} ({n} rows)" for m, n in machines.value_counts().items())
