@@ -340,7 +340,8 @@ def board_power(board_path: Path, board: pd.DataFrame) -> str:
     pair_rows = pd.read_csv(pairs_path) if pairs_path.exists() else None
     if "family" not in board:
         board = board.assign(family=[_family(m, k) for m, k in zip(board["method"], board["kind"], strict=True)])
-    line = power.power_line(power.power_summary(board, pair_rows))
+    summary = power.power_summary(board, pair_rows)
+    line = power.power_line(summary)
     if tuning := power.tuning_line(board, pair_rows, untuned_methods(board)):
         line += f"\n{tuning}"
     power_path = sibling(board_path, "power.json")  # publish computed it (bootstrap seeded by the run)
@@ -350,7 +351,7 @@ def board_power(board_path: Path, board: pd.DataFrame) -> str:
     if agree:
         line += (f"\nLOGO Top-1 vs group LDS ranking: Kendall tau {agree['kendall_tau']:.2f} over "
                  f"{agree['n_methods']} methods ({len(agree['disagreements'])} pairs ordered differently)")
-    if pair_rows is not None and (lds_line := power.lds_power_line(power.power_summary(board, pair_rows))):
+    if lds_line := power.lds_power_line(summary):
         line += f"\n{lds_line}"
     if above := lds_above_ceiling(board):
         ceiling, names = above

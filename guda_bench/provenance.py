@@ -67,6 +67,6 @@ def environment(device: str = "cpu") -> dict[str, Any]:
     }
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
-    info["machine"] = machine_name(device)  # what measured the run's costs (a board column)
+    info["machine"] = info.get("gpu") or info["cpu"]  # what measured the run's costs (machine_name's answer)
     info.update(git_state())
     return info
