@@ -160,3 +160,20 @@ def test_a_v_prediction_model_is_read_as_eps_everywhere(tmp_path):
     assert canonical_hash(replace(recipe, prediction_type="epsilon")) == canonical_hash(
         replace(TrainRecipe(), steps=3, batch_size=8, warmup_steps=1))
     assert canonical_hash(recipe) != canonical_hash(replace(recipe, prediction_type="epsilon"))
+
+
+def test_the_thread_bench_times_the_presets_own_training_step_three_ways(tmp_path, monkeypatch):
+    import sys
+
+    from benchmarks import train_threads
+
+    out = tmp_path / "threads.json"
+    monkeypatch.setattr(sys, "argv", ["train_threads.py", "--preset", "smoke", "--steps", "2", "--out", str(out)])
+    train_threads.main()
+    result = json.loads(out.read_text())
+    ms = result["ms_per_step"]
+    assert ms["one_job_all_cores"] > 0 and ms["one_job_one_thread"] > 0
+    assert len(ms["one_thread_jobs_side_by_side"]) == result["cores"] and min(ms["one_thread_jobs_side_by_side"]) > 0
+    assert result["throughput_vs_one_job"]["side_by_side"] == pytest.approx(
+        ms["one_job_all_cores"] * result["cores"] / max(ms["one_thread_jobs_side_by_side"]), rel=0.05)
+    assert "--preset smoke --steps 2" in result["command"] and "cores" in result["machine"]
