@@ -20,15 +20,10 @@ from pathlib import Path
 import pandas as pd
 from scipy.stats import kendalltau
 
+from guda_bench.leaderboard import clean_command
 from guda_bench.store import atomic_write_text
 
 METRICS = ("top1", "ndcg@3")
-
-
-def without_cache(command: str) -> str:
-    """The command without its `--cache FOLDER` (a path on the machine that ran it, no one else's)."""
-    words = command.split()
-    return " ".join(w for i, w in enumerate(words) if w != "--cache" and (i == 0 or words[i - 1] != "--cache"))
 
 
 def compare(run_dir: Path, board_csv: Path) -> dict:
@@ -50,7 +45,8 @@ def compare(run_dir: Path, board_csv: Path) -> dict:
     tau = kendalltau([run.loc[m, "top1"] for m in ranked], [board.loc[m, "top1"] for m in ranked]).statistic
     moved = [rows[m]["top1"]["moved"] for m in both]
     return {
-        "run": str(run_dir.name), "board": board_csv.name, "command": without_cache(results["run"].get("command", "")),
+        "run": str(run_dir.name), "board": board_csv.name,
+        "command": clean_command(results["run"].get("command", "")),  # as a board writes it: no machine paths
         "run_git_commit": results["provenance"].get("git_commit", ""), "run_machine": results["provenance"].get(
             "machine", ""), "same_truth": results["run"].get("truth_hash") in set(board["truth_hash"].dropna()),
         "rows": rows, "top1_moved": {"min": min(moved), "max": max(moved), "mean": round(sum(moved) / len(moved), 4)},
