@@ -181,6 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
     site = board.add_parser("site", help="a static HTML site of the published boards (no server, no CDN)")
     site.add_argument("--dir", type=Path, default=Path("leaderboards"))
     site.add_argument("--out", type=Path, default=Path("site"))
+    draws = board.add_parser("draws", help="a board's verdict over several draws of its models (other --seed or "
+                                           "machine): pairs separated in every draw, Top-1 moves")
+    draws.add_argument("sources", nargs="+", metavar="BOARD_OR_RUN",
+                       help="a published board's name (it is one draw) and run folders of the same board")
+    draws.add_argument("--dir", type=Path, default=Path("leaderboards"))
+    draws.add_argument("--write", action="store_true",
+                       help="write <board>-draws.json, -draws.csv and -draws-pairs.csv beside the published board "
+                            "(which must be one of the draws); `leaderboard show` then prints the draws line")
+    draws.add_argument("--n-boot", type=positive_int, default=10_000)
     cmp_ = board.add_parser("compare", help="paired bootstrap: two runs (one method) or two methods (one run)")
     cmp_.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR", help="one or two run folders")
     cmp_.add_argument("--method", required=True,
@@ -396,6 +405,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         Console(width=160).print(table)
         print(lb.board_power(path, frame))
         return 0
+    if args.action == "draws":
+        return _draws(args)
     names = args.method.split(",")
     if len(args.runs) > 2 or len(names) > 2 or (len(args.runs) == 1 and len(names) != 2):
         raise BenchError("compare takes RUN --method A,B or RUN_A RUN_B --method M (or A,B)")
@@ -410,6 +421,27 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     for r in result["rows"]:
         print(f"{r['metric']:10s} {r['mean_a']:7.3f} {r['mean_b']:7.3f} {r['diff']:+8.3f} "
               f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] {r['p_value']:7.4f}")
+    return 0
+
+
+def _draws(args: argparse.Namespace) -> int:
+    from guda_bench import draws as dr
+
+    loaded = [dr.load_draw(s, args.dir) for s in args.sources]
+    result = dr.compare(loaded, n_boot=args.n_boot)
+    labels = result["summary"]["labels"]
+    print(f"Top-1 per draw\n{'method':28s} " + " ".join(f"{lab[:18]:>18s}" for lab in labels) + f" {'range':>7s}")
+    for r in result["rows"].to_dict("records"):
+        print(f"{r['method']:28s} " + " ".join(f"{r[f'top1[{lab}]']:18.3f}" for lab in labels)
+              + f" {r['top1_range']:7.3f}")
+    print(result["summary"]["line"])
+    if args.write:
+        published = [d.path for d in loaded if d.path is not None]
+        if not published:
+            raise BenchError(f"--write puts the draws beside the published board: name it among the draws "
+                             f"(e.g. `{result['board']}`)")
+        for p in dr.write(result, published[0]):
+            print(f"wrote {p}")
     return 0
 
 

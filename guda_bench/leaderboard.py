@@ -213,6 +213,8 @@ def publish(run_dir: Path, board_dir: Path, plots: bool = True) -> Path:
 # every file `publish` writes for a board, as suffixes of its name (digits.csv, digits-pairs.csv, ...)
 PUBLISHED = (".csv", "-per-group.csv", "-per-query.csv", "-pairs.csv", "-pairs.png", "-pairs-lds.png", "-power.json",
              "-pareto.png", "-queries.png")
+# files written beside a board by `leaderboard draws --write`: about the old truth, so a replaced board drops them
+DRAWS = ("-draws.json", "-draws.csv", "-draws-pairs.csv")
 
 
 def replace_board(run_dir: Path, board_dir: Path, plots: bool = True) -> tuple[Path, Path | None]:
@@ -233,6 +235,8 @@ def replace_board(run_dir: Path, board_dir: Path, plots: bool = True) -> tuple[P
                 os.replace(new, dst)
             elif dst.exists():  # e.g. the old board had plots or per-group rows and this run writes none
                 dst.unlink()
+        for suffix in DRAWS:
+            (board_dir / f"{name}{suffix}").unlink(missing_ok=True)
     bundle = board_dir / f"{name}.truth.tar.gz"
     if bundle.exists() and old_truths and old_truths != {results["run"]["truth_hash"]}:
         bundle.unlink()
@@ -359,6 +363,10 @@ def board_power(board_path: Path, board: pd.DataFrame) -> str:
                  f"{', '.join(names) or 'none'}")
     if costs := cost_machines(board):
         line += f"\n{costs}"
+    from guda_bench.draws import board_draws_line
+
+    if drawn := board_draws_line(board_path, board):
+        line += f"\n{drawn}"
     return line
 
 

@@ -1,0 +1,250 @@
+"""Does a board's verdict survive a new draw of its models? Several draws of one board, side by side.
+
+A board's confidence intervals and pair tests resample its test queries; the full model, the queries it
+generated and the LOGO truth stay fixed. Train the full model from another seed (`--seed`), or on another CPU
+(other float orders, other bytes), and queries and truth are new draws: levels move, and a pair the board
+separates may not be separated again. Here every draw is tested on its own, exactly as a board is (paired
+bootstrap over its test queries, Holm over its pairs), and the verdicts are set side by side: a pair is
+*replicated* when every draw separates it in the same direction, *reversed* when two draws separate it in
+opposite directions. A reader who wants a ranking that does not depend on one draw reads the replicated pairs.
+
+Draws are compared over the rows every draw has ok (the noise ceiling included; `@tuned` rows only where every
+draw has them). A published board is a draw (its per-query file); a run folder is another.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import kendalltau
+
+from guda_bench import power
+from guda_bench.errors import BenchError
+
+REPLICATED, ONE_DRAW, REVERSED, NEVER = "replicated", "some draws", "reversed", "none"
+META = ("seed", "truth_hash", "n_test", "git_commit", "machine", "command")
+
+
+@dataclass
+class Draw:
+    """One draw of a board: its rows (a board frame: method, kind, status, family, top1, ...), the per-query
+    metrics of its ok rows on its own test queries, and where it came from."""
+
+    label: str
+    board: str
+    rows: pd.DataFrame
+    per_query: pd.DataFrame
+    meta: dict[str, Any]
+    path: Path | None = None  # the board's CSV, for a published board
+
+
+def from_run(run_dir: Path) -> Draw:
+    """A run folder as a draw: its rows and the per-query metrics of every ok row with saved scores."""
+    from guda_bench import leaderboard as lb
+
+    results = lb.load_run(run_dir)
+    rows = pd.DataFrame(lb.board_rows(results))
+    gold, test = lb._truth_and_test(run_dir, results)
+    scored = {}
+    for r in results["rows"]:
+        file = "_ceiling_logoa" if r["kind"] == "ceiling" else r["method"]
+        if r["status"] == "ok" and (Path(run_dir) / "scores" / f"{file}.npy").exists():
+            scored[r["method"]] = np.load(Path(run_dir) / "scores" / f"{file}.npy")
+    per_query = power.per_query_frame(scored, gold, test, results["run"].get("ndcg_gain", "exp"))
+    first = rows.iloc[0]
+    return Draw(Path(run_dir).name, lb.board_name(results), rows, per_query,
+                {k: _plain(first.get(k)) for k in META})
+
+
+def from_board(name_or_path: str, board_dir: Path) -> Draw:
+    """A published board as a draw: its CSV and its per-query file (written by `leaderboard publish`)."""
+    from guda_bench import leaderboard as lb
+
+    path, rows = lb.read_board(name_or_path, board_dir)
+    per_query_path = lb.sibling(path, "per-query.csv")
+    if not per_query_path.exists():
+        raise BenchError(f"{path.stem} has no per-query file ({per_query_path.name}): republish it")
+    per_query = pd.read_csv(per_query_path)
+    if rows["truth_hash"].nunique() != 1:
+        raise BenchError(f"{path.stem} holds rows of {rows['truth_hash'].nunique()} truths: not one draw")
+    first = rows.iloc[0]
+    return Draw(path.stem, path.stem, rows, per_query, {k: _plain(first.get(k)) for k in META}, path)
+
+
+def load_draw(source: str, board_dir: Path) -> Draw:
+    """A run folder (it has results.json) or a published board's name or CSV path."""
+    if (Path(source) / "results.json").exists():
+        return from_run(Path(source))
+    return from_board(source, board_dir)
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    return None if v is None or (isinstance(v, float) and np.isnan(v)) else v
+
+
+def check_draws(draws: list[Draw]) -> None:
+    """Draws of one board, each a different draw (another truth), on the same number of test queries."""
+    if len(draws) < 2:
+        raise BenchError("draws compares two or more draws of one board (a board name and run folders)")
+    labels = [d.label for d in draws]
+    if len(set(labels)) < len(labels):
+        raise BenchError(f"two draws share a label ({', '.join(labels)}): name run folders apart")
+    boards = sorted({d.board for d in draws})
+    if len(boards) > 1:
+        raise BenchError(f"not draws of one board: {', '.join(f'{d.label} is {d.board}' for d in draws)}")
+    for a, b in combinations(draws, 2):
+        if a.meta["truth_hash"] == b.meta["truth_hash"]:
+            raise BenchError(f"{a.label} and {b.label} are the same draw (truth {str(a.meta['truth_hash'])[:12]}): "
+                             f"a second draw trains its full model anew (another --seed, or another machine)")
+
+
+def shared_rows(draws: list[Draw]) -> list[str]:
+    """Rows ok in every draw with per-query metrics, in the first draw's order."""
+    def ok(d: Draw) -> set[str]:
+        return set(d.rows.loc[d.rows["status"] == "ok", "method"]) & set(d.per_query["method"])
+
+    common = set.intersection(*(ok(d) for d in draws))
+    return [m for m in draws[0].rows["method"] if m in common]
+
+
+def draw_pairs(draws: list[Draw], names: list[str], n_boot: int = 10_000, seed: int = 0) -> pd.DataFrame:
+    """Every pair of `names`, tested within each draw (power.pairs: paired bootstrap, Holm over the draw's
+    pairs), and each pair's verdict across draws (REPLICATED, REVERSED, ONE_DRAW, NEVER) per metric."""
+    per_draw = []
+    for d in draws:
+        pq = d.per_query[d.per_query["method"].isin(names)]
+        per_draw.append(power.pairs(pq, names, n_boot=n_boot, seed=seed).set_index(["metric", "a", "b"]))
+    out = []
+    for key in per_draw[0].index:
+        row: dict[str, Any] = dict(zip(("metric", "a", "b"), key, strict=True))
+        signs = []
+        for d, p in zip(draws, per_draw, strict=True):
+            r = p.loc[key]
+            row[f"diff[{d.label}]"], row[f"p_holm[{d.label}]"] = float(r["diff"]), float(r["p_holm"])
+            if r["separated"]:
+                signs.append(np.sign(r["diff"]))
+        row["verdict"] = (REVERSED if len(set(signs)) > 1 else REPLICATED if len(signs) == len(draws)
+                          else ONE_DRAW if signs else NEVER)
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def compare(draws: list[Draw], n_boot: int = 10_000, seed: int = 0) -> dict[str, Any]:
+    """Rows (Top-1 and NDCG@3 per draw, mean, range), pairs (per draw, verdict) and a summary over draws."""
+    check_draws(draws)
+    names = shared_rows(draws)
+    if len(names) < 2:
+        raise BenchError("the draws share fewer than two ok rows: nothing to compare")
+    labels = [d.label for d in draws]
+    rows = []
+    for m in names:
+        row: dict[str, Any] = {"method": m, "kind": str(draws[0].rows.set_index("method").loc[m, "kind"])}
+        for metric in power.PAIR_METRICS:
+            values = []
+            for d in draws:
+                v = float(d.rows.set_index("method").loc[m, metric])
+                row[f"{metric}[{d.label}]"] = v
+                values.append(v)
+            row[f"{metric}_mean"], row[f"{metric}_range"] = float(np.mean(values)), float(np.ptp(values))
+        for d in draws:  # the draw's own query CI of Top-1, for "did it move outside it"
+            r = d.rows.set_index("method").loc[m]
+            row[f"top1_ci[{d.label}]"] = f"[{float(r['top1_ci_low']):.3f}, {float(r['top1_ci_high']):.3f}]"
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    pair_rows = draw_pairs(draws, names, n_boot=n_boot, seed=seed)
+    return {"board": draws[0].board, "draws": [{"label": d.label, **d.meta} for d in draws],
+            "rows": table, "pairs": pair_rows, "summary": summarize(draws, table, pair_rows, labels)}
+
+
+def _ranked(draws: list[Draw], names: list[str], table: pd.DataFrame) -> list[str]:
+    """Method rows (not the ceiling, not the truth scored against itself, not @tuned), best mean Top-1 first."""
+    ranked = set.intersection(*(set(power.ranked_methods(d.rows)["method"]) for d in draws))
+    sel = table[table["method"].isin(ranked & set(names))].sort_values("top1_mean", ascending=False, kind="stable")
+    return sel["method"].tolist()
+
+
+def summarize(draws: list[Draw], table: pd.DataFrame, pair_rows: pd.DataFrame, labels: list[str]) -> dict[str, Any]:
+    names = table["method"].tolist()
+    ranked = _ranked(draws, names, table)
+    top = ranked[:power.TOP]
+    by = table.set_index("method")
+    taus = [float(kendalltau([by.loc[m, f"top1[{a}]"] for m in ranked], [by.loc[m, f"top1[{b}]"] for m in ranked]
+                             ).statistic) for a, b in combinations(labels, 2)] if len(ranked) > 1 else []
+    top1 = pair_rows[(pair_rows["metric"] == "top1") & pair_rows["a"].isin(ranked) & pair_rows["b"].isin(ranked)]
+    top_pairs = top1[top1["a"].isin(top) & top1["b"].isin(top)]
+
+    def count(frame: pd.DataFrame, verdict: str) -> int:
+        return int((frame["verdict"] == verdict).sum())
+
+    separated_each = {lab: int((top1[f"p_holm[{lab}]"] < power.ALPHA).sum()) for lab in labels}
+    ranges = table.loc[table["method"].isin(ranked), "top1_range"]
+    half = [float((d.rows.set_index("method").loc[ranked, "top1_ci_high"]
+                   - d.rows.set_index("method").loc[ranked, "top1_ci_low"]).median() / 2) for d in draws]
+    ceiling = table[table["kind"] == "ceiling"]
+    out: dict[str, Any] = {
+        "n_draws": len(draws), "labels": labels, "n_rows": len(names), "n_methods": len(ranked),
+        "top_methods": top, "kendall_tau_top1": [round(t, 3) for t in taus],
+        "pairs": len(top1), "separated_in_each_draw": separated_each,
+        "replicated": count(top1, REPLICATED), "some_draws": count(top1, ONE_DRAW),
+        "reversed": count(top1, REVERSED), "top_pairs": len(top_pairs),
+        "top_replicated": count(top_pairs, REPLICATED), "top_reversed": count(top_pairs, REVERSED),
+        "max_top1_range": float(ranges.max()) if len(ranges) else None,
+        "median_top1_range": float(ranges.median()) if len(ranges) else None,
+        "median_top1_ci_halfwidth": [round(h, 4) for h in half],
+        "ceiling_top1": ([round(float(ceiling.iloc[0][f"top1[{lab}]"]), 4) for lab in labels]
+                         if len(ceiling) else None),
+    }
+    out["line"] = draws_line(out)
+    return out
+
+
+def draws_line(s: dict[str, Any]) -> str:
+    """One line: does the board's verdict survive another draw of its models?"""
+    tau = ", ".join(f"{t:.2f}" for t in s["kendall_tau_top1"]) or "-"
+    parts = [f"{s['n_draws']} draws of the models ({', '.join(s['labels'])})",
+             f"Top-1 order Kendall tau {tau}",
+             f"method pairs separated in every draw {s['replicated']}/{s['pairs']} "
+             f"(per draw {'/'.join(str(v) for v in s['separated_in_each_draw'].values())})",
+             f"among the top {power.TOP}: {s['top_replicated']}/{s['top_pairs']}",
+             f"reversed {s['reversed']}"]
+    if s.get("max_top1_range") is not None:
+        parts.append(f"Top-1 moved up to {s['max_top1_range']:.3f} between draws (median {s['median_top1_range']:.3f}; "
+                     f"a draw's median CI +-{max(s['median_top1_ci_halfwidth']):.3f})")
+    if s.get("ceiling_top1"):
+        parts.append("noise ceiling " + " / ".join(f"{c:.3f}" for c in s["ceiling_top1"]))
+    return "draws: " + "; ".join(parts)
+
+
+def write(result: dict[str, Any], board_path: Path) -> list[Path]:
+    """<board>-draws.json (draws, summary), -draws.csv (rows per draw), -draws-pairs.csv (pairs per draw)."""
+    from guda_bench.leaderboard import sibling
+    from guda_bench.store import atomic_write_text
+
+    paths = [sibling(board_path, suffix) for suffix in ("draws.json", "draws.csv", "draws-pairs.csv")]
+    atomic_write_text(paths[1], result["rows"].to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(paths[2], result["pairs"].to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(paths[0], json.dumps({"board": result["board"], "draws": result["draws"],
+                                            **result["summary"]}, indent=1) + "\n")
+    return paths
+
+
+def board_draws_line(board_path: Path, board: pd.DataFrame) -> str | None:
+    """The draws line of a published board, if its draws file was written against the board's current truth."""
+    from guda_bench.leaderboard import sibling
+
+    path = sibling(board_path, "draws.json")
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text())
+    truths = {str(t) for t in board["truth_hash"].dropna()}
+    if not truths & {str(d.get("truth_hash")) for d in saved.get("draws", [])}:
+        return f"draws: {path.name} is of an older truth of this board (rerun `guda-bench leaderboard draws`)"
+    return saved.get("line")

@@ -1,0 +1,111 @@
+"""Several draws of one board (guda_bench/draws.py): verdicts per pair on synthetic draws, and the CLI on real
+tiny runs of two seeds (one published as the board, one a run folder)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from guda_bench import draws as dr
+from guda_bench.cli import main
+from guda_bench.errors import BenchError
+from tests.tiny_dataset import NAME, register
+
+
+def synthetic(label: str, truth: str, hits: dict[str, np.ndarray], board: str = "b") -> dr.Draw:
+    """A draw whose per-query Top-1 of each method is `hits` (ndcg@3 the same): rows carry their means."""
+    per_query = pd.concat([pd.DataFrame({"method": m, "query": np.arange(len(h)), "top1": h.astype(float),
+                                         "ndcg@3": h.astype(float)}) for m, h in hits.items()], ignore_index=True)
+    rows = pd.DataFrame([{"method": m, "kind": "method", "status": "ok", "family": "", "tuned": False,
+                          "top1": h.mean(), "ndcg@3": h.mean(), "top1_ci_low": h.mean() - 0.05,
+                          "top1_ci_high": h.mean() + 0.05} for m, h in hits.items()])
+    return dr.Draw(label, board, rows, per_query, {"truth_hash": truth, "seed": 0})
+
+
+def test_verdicts_replicated_reversed_and_never_on_synthetic_draws():
+    n = 400
+    rng = np.random.default_rng(0)
+    high, low, coin = np.ones(n), np.zeros(n), rng.integers(0, 2, n)
+    first = synthetic("d0", "t0", {"a": high, "b": low, "c": coin, "d": coin.copy()})
+    second = synthetic("d1", "t1", {"a": high, "b": coin, "c": low, "d": coin.copy()})
+    result = dr.compare([first, second], n_boot=500)
+    top1 = result["pairs"][result["pairs"]["metric"] == "top1"].set_index(["a", "b"])["verdict"]
+    assert top1[("a", "b")] == dr.REPLICATED  # a beats b by 1.0 and by 0.5: separated both times, same sign
+    assert top1[("a", "d")] == dr.REPLICATED
+    assert top1[("b", "c")] == dr.REVERSED  # b < c in the first draw, b > c in the second
+    assert top1[("c", "d")] == dr.ONE_DRAW  # tied in the first draw (identical hits), separated in the second
+    s = result["summary"]
+    assert s["reversed"] == 1 and s["pairs"] == 6 and s["n_draws"] == 2
+    assert s["replicated"] == int((top1 == dr.REPLICATED).sum())
+    rows = result["rows"].set_index("method")
+    assert rows.loc["b", "top1_range"] == pytest.approx(abs(coin.mean() - 0.0))
+    assert "reversed 1" in s["line"] and "2 draws" in s["line"]
+
+
+def test_draws_must_be_different_draws_of_one_board():
+    hits = {"a": np.ones(10), "b": np.zeros(10)}
+    with pytest.raises(BenchError, match="two or more"):
+        dr.compare([synthetic("d0", "t0", hits)])
+    with pytest.raises(BenchError, match="same draw"):
+        dr.compare([synthetic("d0", "t0", hits), synthetic("d1", "t0", hits)])
+    with pytest.raises(BenchError, match="not draws of one board"):
+        dr.compare([synthetic("d0", "t0", hits), synthetic("d1", "t1", hits, board="other")])
+    with pytest.raises(BenchError, match="share a label"):
+        dr.compare([synthetic("d0", "t0", hits), synthetic("d0", "t1", hits)])
+
+
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory):
+    register()
+    root = tmp_path_factory.mktemp("draws")
+    base = ["run", "--dataset", NAME, "--preset", "tiny", "--cache", str(root / "cache"), "--quiet",
+            "--ceiling-seeds", "2", "--method", "logo,pixel-cosine,pixel-nn,random"]
+    for seed in (0, 1):
+        assert main([*base, "--seed", str(seed), "--out", str(root / f"seed{seed}")]) == 0
+    assert main(["leaderboard", "publish", str(root / "seed0"), "--dir", str(root / "boards"), "--no-plots"]) == 0
+    return root
+
+
+def test_cli_sets_a_second_seed_beside_the_board_and_show_prints_it(seeds, capsys):
+    boards = seeds / "boards"
+    capsys.readouterr()
+    assert main(["leaderboard", "draws", NAME, str(seeds / "seed1"), "--dir", str(boards), "--write",
+                 "--n-boot", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "noise-ceiling" in out and "draws: 2 draws of the models" in out
+    saved = json.loads((boards / f"{NAME}-draws.json").read_text())
+    assert [d["label"] for d in saved["draws"]] == [NAME, "seed1"]
+    assert [d["seed"] for d in saved["draws"]] == [0, 1]
+    assert saved["draws"][0]["truth_hash"] != saved["draws"][1]["truth_hash"]  # the seed drew a new truth
+    rows = pd.read_csv(boards / f"{NAME}-draws.csv")
+    assert {"noise-ceiling", "logo", "pixel-cosine", "pixel-nn", "random"} == set(rows["method"])
+    board = pd.read_csv(boards / f"{NAME}.csv").set_index("method")
+    assert rows.set_index("method").loc["pixel-nn", f"top1[{NAME}]"] == pytest.approx(board.loc["pixel-nn", "top1"])
+    pairs = pd.read_csv(boards / f"{NAME}-draws-pairs.csv")
+    assert set(pairs["verdict"]) <= {dr.REPLICATED, dr.ONE_DRAW, dr.REVERSED, dr.NEVER} and len(pairs) == 2 * 10
+    assert main(["leaderboard", "show", NAME, "--dir", str(boards), "--format", "md"]) == 0
+    assert saved["line"] in capsys.readouterr().out
+
+
+def test_cli_refuses_the_same_draw_twice_and_write_without_the_board(seeds, capsys):
+    boards = seeds / "boards"
+    capsys.readouterr()
+    assert main(["leaderboard", "draws", NAME, str(seeds / "seed0"), "--dir", str(boards)]) == 2
+    err = capsys.readouterr().err
+    assert "same draw" in err and len(err.strip().splitlines()) == 1
+    assert main(["leaderboard", "draws", str(seeds / "seed0"), str(seeds / "seed1"), "--dir", str(boards),
+                 "--write", "--n-boot", "100"]) == 2
+    assert "name it among the draws" in capsys.readouterr().err
+
+
+def test_replacing_the_board_drops_its_draws(seeds):
+    boards = seeds / "boards-replaced"
+    assert main(["leaderboard", "publish", str(seeds / "seed0"), "--dir", str(boards), "--no-plots"]) == 0
+    assert main(["leaderboard", "draws", NAME, str(seeds / "seed1"), "--dir", str(boards), "--write",
+                 "--n-boot", "100"]) == 0
+    assert (boards / f"{NAME}-draws.json").exists()
+    assert main(["leaderboard", "publish", "--replace", str(seeds / "seed1"), "--dir", str(boards),
+                 "--no-plots"]) == 0
+    assert not any((boards / f"{NAME}{suffix}").exists() for suffix in ("-draws.json", "-draws.csv",
+                                                                         "-draws-pairs.csv"))
