@@ -73,8 +73,7 @@ def from_board(name_or_path: str, board_dir: Path) -> Draw:
     per_query = pd.read_csv(per_query_path)
     if rows["truth_hash"].nunique() != 1:
         raise BenchError(f"{path.stem} holds rows of {rows['truth_hash'].nunique()} truths: not one draw")
-    first = rows.iloc[0]
-    return Draw(path.stem, path.stem, rows, per_query, {k: _plain(first.get(k)) for k in META}, path)
+    return Draw(path.stem, path.stem, rows, per_query, {k: _one_or_all(rows, k) for k in META}, path)
 
 
 def load_draw(source: str, board_dir: Path) -> Draw:
@@ -82,6 +81,14 @@ def load_draw(source: str, board_dir: Path) -> Draw:
     if (Path(source) / "results.json").exists():
         return from_run(Path(source))
     return from_board(source, board_dir)
+
+
+def _one_or_all(rows: pd.DataFrame, column: str) -> Any:
+    """A board column's value, or the sorted list of its values where its rows came from several runs."""
+    values = sorted({str(_plain(v)) for v in rows[column] if _plain(v) is not None}) if column in rows else []
+    if len(values) != 1:
+        return values or None
+    return _plain(rows[column].dropna().iloc[0])
 
 
 def _plain(v: Any) -> Any:
