@@ -98,7 +98,7 @@ def _plain(v: Any) -> Any:
 
 
 def check_draws(draws: list[Draw]) -> None:
-    """Draws of one board, each a different draw (another truth), on the same number of test queries."""
+    """Two or more draws of one board, each a different draw (another truth), with distinct labels."""
     if len(draws) < 2:
         raise BenchError("draws compares two or more draws of one board (a board name and run folders)")
     labels = [d.label for d in draws]
@@ -127,7 +127,8 @@ def draw_pairs(draws: list[Draw], names: list[str], n_boot: int = 10_000, seed: 
     pairs), and each pair's verdict across draws (REPLICATED, REVERSED, ONE_DRAW, NEVER) per metric."""
     per_draw = []
     for d in draws:
-        pq = d.per_query[d.per_query["method"].isin(names)]
+        pq = d.per_query.loc[d.per_query["method"].isin(names), ["method", "query", *power.PAIR_METRICS]]  # no LDS:
+        # a run made without --truth lds has none, and a verdict needs the metric in every draw
         per_draw.append(power.pairs(pq, names, n_boot=n_boot, seed=seed).set_index(["metric", "a", "b"]))
     out = []
     for key in per_draw[0].index:

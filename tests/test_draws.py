@@ -29,6 +29,7 @@ def test_verdicts_replicated_reversed_and_never_on_synthetic_draws():
     high, low, coin = np.ones(n), np.zeros(n), rng.integers(0, 2, n)
     first = synthetic("d0", "t0", {"a": high, "b": low, "c": coin, "d": coin.copy()})
     second = synthetic("d1", "t1", {"a": high, "b": coin, "c": low, "d": coin.copy()})
+    first.per_query["lds"] = 0.5  # a board scored against the LDS truth too: its LDS is not compared
     result = dr.compare([first, second], n_boot=500)
     top1 = result["pairs"][result["pairs"]["metric"] == "top1"].set_index(["a", "b"])["verdict"]
     assert top1[("a", "b")] == dr.REPLICATED  # a beats b by 1.0 and by 0.5: separated both times, same sign
@@ -37,6 +38,7 @@ def test_verdicts_replicated_reversed_and_never_on_synthetic_draws():
     assert top1[("c", "d")] == dr.ONE_DRAW  # tied in the first draw (identical hits), separated in the second
     s = result["summary"]
     assert s["reversed"] == 1 and s["pairs"] == 6 and s["n_draws"] == 2
+    assert set(result["pairs"]["metric"]) == {"top1", "ndcg@3"}
     assert s["replicated"] == int((top1 == dr.REPLICATED).sum())
     rows = result["rows"].set_index("method")
     assert rows.loc["b", "top1_range"] == pytest.approx(abs(coin.mean() - 0.0))
