@@ -430,9 +430,10 @@ def _draws(args: argparse.Namespace) -> int:
     loaded = [dr.load_draw(s, args.dir) for s in args.sources]
     result = dr.compare(loaded, n_boot=args.n_boot)
     labels = result["summary"]["labels"]
-    print(f"Top-1 per draw\n{'method':28s} " + " ".join(f"{lab[:18]:>18s}" for lab in labels) + f" {'range':>7s}")
+    w = max(len(lab) for lab in labels)
+    print(f"Top-1 per draw\n{'method':28s} " + " ".join(f"{lab:>{w}s}" for lab in labels) + f" {'range':>7s}")
     for r in result["rows"].to_dict("records"):
-        print(f"{r['method']:28s} " + " ".join(f"{r[f'top1[{lab}]']:18.3f}" for lab in labels)
+        print(f"{r['method']:28s} " + " ".join(f"{r[f'top1[{lab}]']:{w}.3f}" for lab in labels)
               + f" {r['top1_range']:7.3f}")
     print(result["summary"]["line"])
     if args.write:
