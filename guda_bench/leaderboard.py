@@ -213,7 +213,8 @@ def publish(run_dir: Path, board_dir: Path, plots: bool = True) -> Path:
 # every file `publish` writes for a board, as suffixes of its name (digits.csv, digits-pairs.csv, ...)
 PUBLISHED = (".csv", "-per-group.csv", "-per-query.csv", "-pairs.csv", "-pairs.png", "-pairs-lds.png", "-power.json",
              "-pareto.png", "-queries.png")
-# files written beside a board by `leaderboard draws --write`: about the old truth, so a replaced board drops them
+# files written beside a board by `leaderboard draws --write`: they describe the board as it was (its rows, its
+# truth), so a replaced board drops them
 DRAWS = ("-draws.json", "-draws.csv", "-draws-pairs.csv")
 
 
