@@ -441,7 +441,7 @@ def _draws(args: argparse.Namespace) -> int:
         if not published:
             raise BenchError(f"--write puts the draws beside the published board: name it among the draws "
                              f"(e.g. `{result['board']}`)")
-        for p in dr.write(result, published[0]):
+        for p in dr.write(result, published[0], args.command_line):
             print(f"wrote {p}")
     return 0
 

@@ -168,7 +168,7 @@ def compare(draws: list[Draw], n_boot: int = 10_000, seed: int = 0) -> dict[str,
         rows.append(row)
     table = pd.DataFrame(rows)
     pair_rows = draw_pairs(draws, names, n_boot=n_boot, seed=seed)
-    return {"board": draws[0].board, "draws": [{"label": d.label, **d.meta} for d in draws],
+    return {"board": draws[0].board, "draws": [{"label": d.label, **d.meta} for d in draws], "n_boot": n_boot,
             "rows": table, "pairs": pair_rows, "summary": summarize(draws, table, pair_rows, labels)}
 
 
@@ -231,17 +231,33 @@ def draws_line(s: dict[str, Any]) -> str:
     return "draws: " + "; ".join(parts)
 
 
-def write(result: dict[str, Any], board_path: Path) -> list[Path]:
-    """<board>-draws.json (draws, summary), -draws.csv (rows per draw), -draws-pairs.csv (pairs per draw)."""
-    from guda_bench.leaderboard import sibling
+def write(result: dict[str, Any], board_path: Path, command: str | None = None) -> list[Path]:
+    """<board>-draws.json (draws, summary, and what wrote it: command, commit), -draws.csv (rows per draw),
+    -draws-pairs.csv (pairs per draw)."""
+    from guda_bench import __version__
+    from guda_bench.leaderboard import clean_command, sibling
+    from guda_bench.provenance import git_state
     from guda_bench.store import atomic_write_text
 
     paths = [sibling(board_path, suffix) for suffix in ("draws.json", "draws.csv", "draws-pairs.csv")]
     atomic_write_text(paths[1], result["rows"].to_csv(index=False, float_format="%.6g"))
     atomic_write_text(paths[2], result["pairs"].to_csv(index=False, float_format="%.6g"))
+    written_by = {"command": _no_machine_paths(clean_command(command)), "guda_bench": __version__, **git_state(),
+                  "n_boot": result["n_boot"]}
     atomic_write_text(paths[0], json.dumps({"board": result["board"], "draws": result["draws"],
-                                            **result["summary"]}, indent=1) + "\n")
+                                            **result["summary"], "written_by": written_by}, indent=1) + "\n")
     return paths
+
+
+def _no_machine_paths(command: str | None) -> str | None:
+    """Absolute paths among the command's words (run folders, --dir) as their last part: a published file never
+    carries a machine's folders."""
+    import shlex
+
+    if not command:
+        return command
+    words = shlex.split(command)
+    return " ".join(shlex.quote(Path(w).name if Path(w).is_absolute() else w) for w in words)
 
 
 def board_draws_line(board_path: Path, board: pd.DataFrame) -> str | None:

@@ -80,6 +80,9 @@ def test_cli_sets_a_second_seed_beside_the_board_and_show_prints_it(seeds, capsy
     assert [d["label"] for d in saved["draws"]] == [NAME, "seed1"]
     assert [d["seed"] for d in saved["draws"]] == [0, 1]
     assert saved["draws"][0]["truth_hash"] != saved["draws"][1]["truth_hash"]  # the seed drew a new truth
+    assert saved["written_by"]["command"].startswith(f"guda-bench leaderboard draws {NAME} seed1 --dir boards ")
+    assert str(seeds) not in json.dumps(saved)  # no machine path (the test's folders are absolute)
+    assert saved["written_by"]["n_boot"] == 200 and "git_commit" in saved["written_by"]
     rows = pd.read_csv(boards / f"{NAME}-draws.csv")
     assert {"noise-ceiling", "logo", "pixel-cosine", "pixel-nn", "random"} == set(rows["method"])
     board = pd.read_csv(boards / f"{NAME}.csv").set_index("method")
