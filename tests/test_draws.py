@@ -114,3 +114,19 @@ def test_replacing_the_board_drops_its_draws(seeds):
                  "--no-plots"]) == 0
     assert not any((boards / f"{NAME}{suffix}").exists() for suffix in ("-draws.json", "-draws.csv",
                                                                          "-draws-pairs.csv"))
+
+
+def test_three_draws_replicate_only_what_all_three_separate():
+    n = 400
+    coin = np.random.default_rng(1).integers(0, 2, n)
+    high, low = np.ones(n), np.zeros(n)
+    draws = [synthetic("d0", "t0", {"a": high, "b": low, "c": coin}),
+             synthetic("d1", "t1", {"a": high, "b": low, "c": coin.copy()}),
+             synthetic("d2", "t2", {"a": high, "b": coin.copy(), "c": coin.copy()})]
+    result = dr.compare(draws, n_boot=500)
+    top1 = result["pairs"][result["pairs"]["metric"] == "top1"].set_index(["a", "b"])["verdict"]
+    assert top1[("a", "b")] == dr.REPLICATED and top1[("a", "c")] == dr.REPLICATED
+    assert top1[("b", "c")] == dr.ONE_DRAW  # separated in d0 and d1, tied in d2: not every draw
+    s = result["summary"]
+    assert len(s["kendall_tau_top1"]) == 3 and s["line"].startswith("draws: 3 draws of the models (d0, d1, d2)")
+    assert list(s["separated_in_each_draw"].values()) == [3, 3, 2]
