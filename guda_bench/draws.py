@@ -239,11 +239,11 @@ def write(result: dict[str, Any], board_path: Path, command: str | None = None) 
     from guda_bench.provenance import git_state
     from guda_bench.store import atomic_write_text
 
+    written_by = {"command": _no_machine_paths(clean_command(command)), "guda_bench": __version__, **git_state(),
+                  "n_boot": result["n_boot"]}  # the tree's state before these files change it
     paths = [sibling(board_path, suffix) for suffix in ("draws.json", "draws.csv", "draws-pairs.csv")]
     atomic_write_text(paths[1], result["rows"].to_csv(index=False, float_format="%.6g"))
     atomic_write_text(paths[2], result["pairs"].to_csv(index=False, float_format="%.6g"))
-    written_by = {"command": _no_machine_paths(clean_command(command)), "guda_bench": __version__, **git_state(),
-                  "n_boot": result["n_boot"]}
     atomic_write_text(paths[0], json.dumps({"board": result["board"], "draws": result["draws"],
                                             **result["summary"], "written_by": written_by}, indent=1) + "\n")
     return paths
