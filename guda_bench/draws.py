@@ -51,12 +51,8 @@ def from_run(run_dir: Path) -> Draw:
     results = lb.load_run(run_dir)
     rows = pd.DataFrame(lb.board_rows(results))
     gold, test = lb._truth_and_test(run_dir, results)
-    scored = {}
-    for r in results["rows"]:
-        file = "_ceiling_logoa" if r["kind"] == "ceiling" else r["method"]
-        if r["status"] == "ok" and (Path(run_dir) / "scores" / f"{file}.npy").exists():
-            scored[r["method"]] = np.load(Path(run_dir) / "scores" / f"{file}.npy")
-    per_query = power.per_query_frame(scored, gold, test, results["run"].get("ndcg_gain", "exp"))
+    per_query = power.per_query_frame(lb.scored_rows(run_dir, results), gold, test,
+                                      results["run"].get("ndcg_gain", "exp"))
     first = rows.iloc[0]
     return Draw(Path(run_dir).name, lb.board_name(results), rows, per_query,
                 {k: _plain(first.get(k)) for k in META})

@@ -265,17 +265,21 @@ def sibling(board_path: Path, suffix: str) -> Path:
     return board_path.with_name(f"{board_path.stem}-{suffix}")
 
 
+def scored_rows(run_dir: Path, results: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The saved score matrix of every ok row of a run (the noise ceiling's is its LOGO studies' mean)."""
+    scored = {}
+    for r in results["rows"]:
+        file = "_ceiling_logoa" if r["kind"] == "ceiling" else r["method"]
+        if r["status"] == "ok" and (Path(run_dir) / "scores" / f"{file}.npy").exists():
+            scored[r["method"]] = np.load(Path(run_dir) / "scores" / f"{file}.npy")
+    return scored
+
+
 def _publish_power(run_dir: Path, results: dict[str, Any], path: Path, board: pd.DataFrame, plots: bool) -> None:
     """Per-query Top-1/NDCG@3 of every ok row (merged like the board), every pair's paired-bootstrap test with
     Holm-adjusted p (<board>-pairs.csv, -pairs.png) and the board's power summary (<board>-power.json)."""
     gold, test = _truth_and_test(run_dir, results)
-    scored = {}
-    for r in results["rows"]:
-        if r["status"] != "ok":
-            continue
-        file = "_ceiling_logoa" if r["kind"] == "ceiling" else r["method"]
-        if (run_dir / "scores" / f"{file}.npy").exists():
-            scored[r["method"]] = np.load(run_dir / "scores" / f"{file}.npy")
+    scored = scored_rows(run_dir, results)
     per_query_path = sibling(path, "per-query.csv")
     per_query = _merged(per_query_path, power.per_query_frame(scored, gold, test,
                                                               results["run"].get("ndcg_gain", "exp"),
