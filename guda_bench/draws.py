@@ -235,7 +235,7 @@ def write(result: dict[str, Any], board_path: Path, command: str | None = None) 
     from guda_bench.provenance import git_state
     from guda_bench.store import atomic_write_text
 
-    written_by = {"command": _no_machine_paths(clean_command(command)), "guda_bench": __version__, **git_state(),
+    written_by = {"command": clean_command(command), "guda_bench": __version__, **git_state(),
                   "n_boot": result["n_boot"]}  # the tree's state before these files change it
     paths = [sibling(board_path, suffix) for suffix in ("draws.json", "draws.csv", "draws-pairs.csv")]
     atomic_write_text(paths[1], result["rows"].to_csv(index=False, float_format="%.6g"))
@@ -243,17 +243,6 @@ def write(result: dict[str, Any], board_path: Path, command: str | None = None) 
     atomic_write_text(paths[0], json.dumps({"board": result["board"], "draws": result["draws"],
                                             **result["summary"], "written_by": written_by}, indent=1) + "\n")
     return paths
-
-
-def _no_machine_paths(command: str | None) -> str | None:
-    """Absolute paths among the command's words (run folders, --dir) as their last part: a published file never
-    carries a machine's folders."""
-    import shlex
-
-    if not command:
-        return command
-    words = shlex.split(command)
-    return " ".join(shlex.quote(Path(w).name if Path(w).is_absolute() else w) for w in words)
 
 
 def board_draws_line(board_path: Path, board: pd.DataFrame) -> str | None:

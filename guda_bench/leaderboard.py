@@ -65,8 +65,9 @@ PATH_FLAGS = ("--out", "--cache", "--data-root", "--base-model", "--tuning-dir")
 
 
 def clean_command(command: str | None) -> str | None:
-    """The command as a reader would retype it: `guda-bench ...` for an executable's path, and machine-specific
-    absolute paths of path flags replaced by a placeholder (boards never carry temp venvs or home folders)."""
+    """The command as a reader would retype it: `guda-bench ...` for an executable's path, machine-specific
+    absolute paths of path flags replaced by a placeholder and any other absolute path by its last part (boards
+    never carry temp venvs or home folders)."""
     import shlex
 
     if not command:
@@ -80,6 +81,8 @@ def clean_command(command: str | None) -> str | None:
     for i, w in enumerate(words[:-1]):
         if w in PATH_FLAGS and Path(words[i + 1]).is_absolute():
             words[i + 1] = f"{w.lstrip('-').upper().replace('-', '_')}"
+    # any other absolute path (a positional run folder, --truth-bundle FILE): its last part only
+    words = [Path(w).name if Path(w).is_absolute() else w for w in words]
     return " ".join(shlex.quote(w) for w in words)
 
 

@@ -354,6 +354,8 @@ def test_boards_carry_no_machine_paths():
     assert lb.clean_command("/tmp/venv1/bin/guda-bench run --method all --out /tmp/x/run --cache /home/u/c") == \
         "guda-bench run --method all --out OUT --cache CACHE"
     assert lb.clean_command("guda-bench run --out runs/x") == "guda-bench run --out runs/x"
+    assert lb.clean_command("guda-bench leaderboard draws digits /home/u/runs/s1 --truth-bundle /tmp/b.tar.gz") == \
+        "guda-bench leaderboard draws digits s1 --truth-bundle b.tar.gz"
     home = str(Path.home())
     assert lb.home_relative(f"looked at {home}/.cache/x.bin") == "looked at ~/.cache/x.bin"
 
