@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,11 @@ class Draw:
     per_query: pd.DataFrame
     meta: dict[str, Any]
     path: Path | None = None  # the board's CSV, for a published board
+
+    @cached_property
+    def by_method(self) -> pd.DataFrame:
+        """The rows indexed by method (looked up per row, metric and draw)."""
+        return self.rows.set_index("method")
 
 
 def from_run(run_dir: Path) -> Draw:
@@ -147,25 +153,24 @@ def compare(draws: list[Draw], n_boot: int = 10_000, seed: int = 0) -> dict[str,
     names = shared_rows(draws)
     if len(names) < 2:
         raise BenchError("the draws share fewer than two ok rows: nothing to compare")
-    labels = [d.label for d in draws]
     rows = []
     for m in names:
-        row: dict[str, Any] = {"method": m, "kind": str(draws[0].rows.set_index("method").loc[m, "kind"])}
+        row: dict[str, Any] = {"method": m, "kind": str(draws[0].by_method.loc[m, "kind"])}
         for metric in power.PAIR_METRICS:
             values = []
             for d in draws:
-                v = float(d.rows.set_index("method").loc[m, metric])
+                v = float(d.by_method.loc[m, metric])
                 row[f"{metric}[{d.label}]"] = v
                 values.append(v)
             row[f"{metric}_mean"], row[f"{metric}_range"] = float(np.mean(values)), float(np.ptp(values))
         for d in draws:  # the draw's own query CI of Top-1, for "did it move outside it"
-            r = d.rows.set_index("method").loc[m]
+            r = d.by_method.loc[m]
             row[f"top1_ci[{d.label}]"] = f"[{float(r['top1_ci_low']):.3f}, {float(r['top1_ci_high']):.3f}]"
         rows.append(row)
     table = pd.DataFrame(rows)
     pair_rows = draw_pairs(draws, names, n_boot=n_boot, seed=seed)
     return {"board": draws[0].board, "draws": [{"label": d.label, **d.meta} for d in draws], "n_boot": n_boot,
-            "rows": table, "pairs": pair_rows, "summary": summarize(draws, table, pair_rows, labels)}
+            "rows": table, "pairs": pair_rows, "summary": summarize(draws, table, pair_rows)}
 
 
 def _ranked(draws: list[Draw], names: list[str], table: pd.DataFrame) -> list[str]:
@@ -175,7 +180,8 @@ def _ranked(draws: list[Draw], names: list[str], table: pd.DataFrame) -> list[st
     return sel["method"].tolist()
 
 
-def summarize(draws: list[Draw], table: pd.DataFrame, pair_rows: pd.DataFrame, labels: list[str]) -> dict[str, Any]:
+def summarize(draws: list[Draw], table: pd.DataFrame, pair_rows: pd.DataFrame) -> dict[str, Any]:
+    labels = [d.label for d in draws]
     names = table["method"].tolist()
     ranked = _ranked(draws, names, table)
     top = ranked[:power.TOP]
@@ -190,8 +196,8 @@ def summarize(draws: list[Draw], table: pd.DataFrame, pair_rows: pd.DataFrame, l
 
     separated_each = {lab: int((top1[f"p_holm[{lab}]"] < power.ALPHA).sum()) for lab in labels}
     ranges = table.loc[table["method"].isin(ranked), "top1_range"]
-    half = [float((d.rows.set_index("method").loc[ranked, "top1_ci_high"]
-                   - d.rows.set_index("method").loc[ranked, "top1_ci_low"]).median() / 2) for d in draws]
+    half = [float((d.by_method.loc[ranked, "top1_ci_high"] - d.by_method.loc[ranked, "top1_ci_low"]).median() / 2)
+            for d in draws]
     ceiling = table[table["kind"] == "ceiling"]
     out: dict[str, Any] = {
         "n_draws": len(draws), "labels": labels, "n_rows": len(names), "n_methods": len(ranked),
