@@ -6,7 +6,8 @@ generated and the LOGO truth stay fixed. Train the full model from another seed 
 separates may not be separated again. Here every draw is tested on its own, exactly as a board is (paired
 bootstrap over its test queries, Holm over its pairs), and the verdicts are set side by side: a pair is
 *replicated* when every draw separates it in the same direction, *reversed* when two draws separate it in
-opposite directions. A reader who wants a ranking that does not depend on one draw reads the replicated pairs.
+opposite directions. A reader who wants a ranking that does not depend on one draw reads the replicated pairs,
+and each row says whether another draw's Top-1 lies inside the first draw's (the board's) 95% CI.
 
 Draws are compared over the rows every draw has ok (the noise ceiling included; `@tuned` rows only where every
 draw has them). A published board is a draw (its per-query file); a run folder is another.
@@ -166,6 +167,10 @@ def compare(draws: list[Draw], n_boot: int = 10_000, seed: int = 0) -> dict[str,
         for d in draws:  # the draw's own query CI of Top-1, for "did it move outside it"
             r = d.by_method.loc[m]
             row[f"top1_ci[{d.label}]"] = f"[{float(r['top1_ci_low']):.3f}, {float(r['top1_ci_high']):.3f}]"
+        first = draws[0].by_method.loc[m]
+        for d in draws[1:]:
+            low, high = float(first["top1_ci_low"]), float(first["top1_ci_high"])
+            row[f"top1_inside_first_ci[{d.label}]"] = bool(low <= row[f"top1[{d.label}]"] <= high)
         rows.append(row)
     table = pd.DataFrame(rows)
     pair_rows = draw_pairs(draws, names, n_boot=n_boot, seed=seed)
@@ -209,6 +214,8 @@ def summarize(draws: list[Draw], table: pd.DataFrame, pair_rows: pd.DataFrame) -
         "max_top1_range": float(ranges.max()) if len(ranges) else None,
         "median_top1_range": float(ranges.median()) if len(ranges) else None,
         "median_top1_ci_halfwidth": [round(h, 4) for h in half],
+        "top1_outside_first_ci": {lab: int((~table[f"top1_inside_first_ci[{lab}]"].astype(bool)).sum())
+                                  for lab in labels[1:]},  # over all shared rows, ceiling included
         "ceiling_top1": ([round(float(ceiling.iloc[0][f"top1[{lab}]"]), 4) for lab in labels]
                          if len(ceiling) else None),
     }
@@ -228,6 +235,9 @@ def draws_line(s: dict[str, Any]) -> str:
     if s.get("max_top1_range") is not None:
         parts.append(f"Top-1 moved up to {s['max_top1_range']:.3f} between draws (median {s['median_top1_range']:.3f}; "
                      f"a draw's median CI +-{max(s['median_top1_ci_halfwidth']):.3f})")
+    if s.get("top1_outside_first_ci"):
+        outside = ", ".join(str(v) for v in s["top1_outside_first_ci"].values())
+        parts.append(f"rows outside the first draw's Top-1 CI {outside} of {s['n_rows']}")
     if s.get("ceiling_top1"):
         parts.append("noise ceiling " + " / ".join(f"{c:.3f}" for c in s["ceiling_top1"]))
     return "draws: " + "; ".join(parts)

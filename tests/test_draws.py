@@ -42,7 +42,10 @@ def test_verdicts_replicated_reversed_and_never_on_synthetic_draws():
     assert s["replicated"] == int((top1 == dr.REPLICATED).sum())
     rows = result["rows"].set_index("method")
     assert rows.loc["b", "top1_range"] == pytest.approx(abs(coin.mean() - 0.0))
-    assert "reversed 1" in s["line"] and "2 draws" in s["line"]
+    inside = rows["top1_inside_first_ci[d1]"]  # the first draw's CIs are its means +-0.05
+    assert inside.to_dict() == {"a": True, "b": False, "c": False, "d": True}  # b and c moved by about 0.5
+    assert s["top1_outside_first_ci"] == {"d1": 2} and s["n_rows"] == 4
+    assert "reversed 1" in s["line"] and "2 draws" in s["line"] and "first draw's Top-1 CI 2 of 4" in s["line"]
 
 
 def test_draws_must_be_different_draws_of_one_board():

@@ -55,32 +55,3 @@ def test_the_script_reads_a_runs_studies_from_its_cache(tmp_path, capsys):
     with pytest.raises(SystemExit, match="not in"):
         load_studies(run, tmp_path / "empty-cache")
     json.dumps(studies.firmness(runs, test, max_k=2))  # JSON-ready
-
-
-def test_board_reproduction_reports_how_far_each_row_moved_and_whether_the_order_held(tmp_path):
-    import pandas as pd
-
-    from benchmarks.board_reproduction import compare
-
-    methods = ["noise-ceiling", "logo", "a", "b", "c", "gone"]
-    board = pd.DataFrame({"method": methods, "kind": ["ceiling"] + ["method"] * 5, "status": ["ok"] * 5 + ["failed"],
-                          "top1": [0.8, 0.9, 0.7, 0.5, 0.3, None], "ndcg@3": [0.9, 0.95, 0.8, 0.7, 0.6, None],
-                          "truth_hash": ["abc"] * 6})
-    for metric in ("top1", "ndcg@3"):
-        board[f"{metric}_ci_low"], board[f"{metric}_ci_high"] = board[metric] - 0.02, board[metric] + 0.02
-    board.to_csv(tmp_path / "board.csv", index=False)
-    run = tmp_path / "run"
-    run.mkdir()
-    moved = board.copy()
-    moved["top1"] = [0.85, 0.9, 0.75, 0.31, 0.49, 0.1]  # b and c swap places; "gone" is not ok on the board
-    moved["status"] = "ok"
-    moved.to_csv(run / "summary.csv", index=False)
-    (run / "results.json").write_text(json.dumps({
-        "run": {"command": "guda-bench run --cache /home/me/cache --method all", "truth_hash": "def"},
-        "provenance": {"git_commit": "1234", "machine": "cpu, 2 cores"}}))
-    result = compare(run, tmp_path / "board.csv")
-    assert result["n_rows"] == 5 and result["n_ranked"] == 3 and "gone" not in result["rows"]
-    assert result["rows"]["a"]["top1"] == {"run": 0.75, "board": 0.7, "moved": 0.05, "inside_board_ci": False}
-    assert result["rows"]["logo"]["top1"]["inside_board_ci"] and result["top1_inside_board_ci"] == 1
-    assert result["kendall_tau_top1_order"] == pytest.approx(1 / 3, abs=1e-3)  # one of three pairs swapped
-    assert not result["same_truth"] and result["command"] == "guda-bench run --cache CACHE --method all"
