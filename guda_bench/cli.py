@@ -184,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     draws = board.add_parser("draws", help="a board's verdict over several draws of its models (other --seed or "
                                            "machine): pairs separated in every draw, Top-1 moves")
     draws.add_argument("sources", nargs="+", metavar="BOARD_OR_RUN",
-                       help="a published board's name (it is one draw) and run folders of the same board")
+                       help="a published board's name (it is one draw) and run folders of the same board; "
+                            "runs of one draw joined by + (RUN+RUN_TUNED: a run and its --tuned rerun)")
     draws.add_argument("--dir", type=Path, default=Path("leaderboards"))
     draws.add_argument("--write", action="store_true",
                        help="write <board>-draws.json, -draws.csv and -draws-pairs.csv beside the published board "

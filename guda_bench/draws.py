@@ -79,8 +79,34 @@ def from_board(name_or_path: str, board_dir: Path) -> Draw:
     return Draw(path.stem, path.stem, rows, per_query, {k: _one_or_all(rows, k) for k in META}, path)
 
 
+def from_runs(run_dirs: list[Path]) -> Draw:
+    """Several runs of one draw (a run and its `--tuned` rerun on the same models), merged as `leaderboard
+    publish` merges a board's runs: published into a scratch folder, then read as a board. Labelled by the
+    first run's folder."""
+    import tempfile
+
+    from guda_bench import leaderboard as lb
+
+    with tempfile.TemporaryDirectory(prefix="guda-draw-") as scratch:
+        for run_dir in run_dirs:
+            try:
+                path = lb.publish(run_dir, Path(scratch), plots=False)
+            except BenchError as e:
+                if "ground truth" not in str(e):
+                    raise
+                raise BenchError(f"{'+'.join(d.name for d in run_dirs)}: the runs of one draw share one truth "
+                                 f"({run_dir.name}'s differs from {run_dirs[0].name}'s)") from None
+        draw = from_board(str(path), Path(scratch))
+    draw.label, draw.path = Path(run_dirs[0]).name, None
+    return draw
+
+
 def load_draw(source: str, board_dir: Path) -> Draw:
-    """A run folder (it has results.json) or a published board's name or CSV path."""
+    """A run folder (it has results.json), runs of one draw joined by `+` (RUN+RUN_TUNED), or a published
+    board's name or CSV path."""
+    parts = [Path(p) for p in source.split("+")]
+    if len(parts) > 1 and all((p / "results.json").exists() for p in parts):
+        return from_runs(parts)
     if (Path(source) / "results.json").exists():
         return from_run(Path(source))
     return from_board(source, board_dir)

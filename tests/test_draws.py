@@ -68,6 +68,8 @@ def seeds(tmp_path_factory):
             "--ceiling-seeds", "2", "--method", "logo,pixel-cosine,pixel-nn,random"]
     for seed in (0, 1):
         assert main([*base, "--seed", str(seed), "--out", str(root / f"seed{seed}")]) == 0
+    more = [*base[:-1], "pixel-kde,random", "--seed", "1", "--out", str(root / "seed1-more")]  # the same models
+    assert main(more) == 0
     assert main(["leaderboard", "publish", str(root / "seed0"), "--dir", str(root / "boards"), "--no-plots"]) == 0
     return root
 
@@ -133,3 +135,20 @@ def test_three_draws_replicate_only_what_all_three_separate():
     s = result["summary"]
     assert len(s["kendall_tau_top1"]) == 3 and s["line"].startswith("draws: 3 draws of the models (d0, d1, d2)")
     assert list(s["separated_in_each_draw"].values()) == [3, 3, 2]
+
+
+def test_runs_of_one_draw_join_with_plus_and_must_share_its_truth(seeds, capsys):
+    boards = seeds / "boards"
+    joined = dr.load_draw(f"{seeds / 'seed1'}+{seeds / 'seed1-more'}", boards)
+    assert joined.label == "seed1" and joined.path is None
+    assert {"logo", "pixel-cosine", "pixel-nn", "pixel-kde", "random"} <= set(joined.per_query["method"])
+    alone = dr.from_run(seeds / "seed1")
+    assert joined.meta["truth_hash"] == alone.meta["truth_hash"]
+    one = joined.by_method.loc["pixel-nn"]
+    assert one["top1"] == pytest.approx(alone.by_method.loc["pixel-nn", "top1"])
+    with pytest.raises(BenchError, match="share one truth"):
+        dr.load_draw(f"{seeds / 'seed1'}+{seeds / 'seed0'}", boards)
+    capsys.readouterr()
+    assert main(["leaderboard", "draws", NAME, f"{seeds / 'seed1'}+{seeds / 'seed1-more'}", "--dir", str(boards),
+                 "--n-boot", "100"]) == 0
+    assert "pixel-kde" not in capsys.readouterr().out  # the board has no pixel-kde row: not a shared row
