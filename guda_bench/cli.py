@@ -430,12 +430,7 @@ def _draws(args: argparse.Namespace) -> int:
 
     loaded = [dr.load_draw(s, args.dir) for s in args.sources]
     result = dr.compare(loaded, n_boot=args.n_boot)
-    labels = result["summary"]["labels"]
-    w = max(len(lab) for lab in labels)
-    print(f"Top-1 per draw\n{'method':28s} " + " ".join(f"{lab:>{w}s}" for lab in labels) + f" {'range':>7s}")
-    for r in result["rows"].to_dict("records"):
-        print(f"{r['method']:28s} " + " ".join(f"{r[f'top1[{lab}]']:{w}.3f}" for lab in labels)
-              + f" {r['top1_range']:7.3f}")
+    print(dr.top1_table(result))
     print(result["summary"]["line"])
     if args.write:
         published = [d.path for d in loaded if d.path is not None]

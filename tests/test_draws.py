@@ -137,6 +137,29 @@ def test_three_draws_replicate_only_what_all_three_separate():
     assert list(s["separated_in_each_draw"].values()) == [3, 3, 2]
 
 
+def test_a_row_in_some_draws_is_listed_with_its_levels_but_kept_out_of_pairs_and_counts():
+    n = 400
+    coin = np.random.default_rng(2).integers(0, 2, n)
+    high, low = np.ones(n), np.zeros(n)
+    draws = [synthetic("d0", "t0", {"a": high, "b": low, "a@tuned": high}),
+             synthetic("d1", "t1", {"a": high, "b": low, "a@tuned": coin}),  # tuned on d0 and d1 only
+             synthetic("d2", "t2", {"a": high, "b": low}),
+             ]
+    result = dr.compare(draws, n_boot=300)
+    rows = result["rows"].set_index("method")
+    assert rows["in_every_draw"].to_dict() == {"a": True, "b": True, "a@tuned": False}
+    tuned = rows.loc["a@tuned"]
+    assert tuned["top1[d0]"] == 1.0 and tuned["top1[d1]"] == pytest.approx(coin.mean()) and np.isnan(tuned["top1[d2]"])
+    assert tuned["top1_range"] == pytest.approx(1 - coin.mean()) and tuned["top1_ci[d2]"] == ""
+    assert not tuned["top1_inside_first_ci[d1]"] and tuned["top1_inside_first_ci[d2]"] is None
+    assert "a@tuned" not in set(result["pairs"]["a"]) | set(result["pairs"]["b"])
+    assert result["summary"]["n_rows"] == 2 and result["summary"]["top1_outside_first_ci"] == {"d1": 0, "d2": 0}
+    printed = dr.top1_table(result).splitlines()
+    assert printed[0] == "Top-1 per draw" and len(printed) == 2 + 3
+    assert printed[-1].startswith("a@tuned") and printed[-1].endswith("(not in every draw: no pairs)")
+    assert printed[-1].split()[1:4] == ["1.000", f"{coin.mean():.3f}", "-"]
+
+
 def test_runs_of_one_draw_join_with_plus_and_must_share_its_truth(seeds, capsys):
     boards = seeds / "boards"
     joined = dr.load_draw(f"{seeds / 'seed1'}+{seeds / 'seed1-more'}", boards)
