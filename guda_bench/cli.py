@@ -184,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     draws = board.add_parser("draws", help="a board's verdict over several draws of its models (other --seed or "
                                            "machine): pairs separated in every draw, Top-1 moves")
     draws.add_argument("sources", nargs="+", metavar="BOARD_OR_RUN",
-                       help="a published board's name (it is one draw) and run folders of the same board")
+                       help="a published board's name (it is one draw) and run folders of the same board; "
+                            "runs of one draw joined by + (RUN+RUN_TUNED: a run and its --tuned rerun)")
     draws.add_argument("--dir", type=Path, default=Path("leaderboards"))
     draws.add_argument("--write", action="store_true",
                        help="write <board>-draws.json, -draws.csv and -draws-pairs.csv beside the published board "
@@ -429,12 +430,7 @@ def _draws(args: argparse.Namespace) -> int:
 
     loaded = [dr.load_draw(s, args.dir) for s in args.sources]
     result = dr.compare(loaded, n_boot=args.n_boot)
-    labels = result["summary"]["labels"]
-    w = max(len(lab) for lab in labels)
-    print(f"Top-1 per draw\n{'method':28s} " + " ".join(f"{lab:>{w}s}" for lab in labels) + f" {'range':>7s}")
-    for r in result["rows"].to_dict("records"):
-        print(f"{r['method']:28s} " + " ".join(f"{r[f'top1[{lab}]']:{w}.3f}" for lab in labels)
-              + f" {r['top1_range']:7.3f}")
+    print(dr.top1_table(result))
     print(result["summary"]["line"])
     if args.write:
         published = [d.path for d in loaded if d.path is not None]

@@ -79,8 +79,34 @@ def from_board(name_or_path: str, board_dir: Path) -> Draw:
     return Draw(path.stem, path.stem, rows, per_query, {k: _one_or_all(rows, k) for k in META}, path)
 
 
+def from_runs(run_dirs: list[Path]) -> Draw:
+    """Several runs of one draw (a run and its `--tuned` rerun on the same models), merged as `leaderboard
+    publish` merges a board's runs: published into a scratch folder, then read as a board. Labelled by the
+    first run's folder."""
+    import tempfile
+
+    from guda_bench import leaderboard as lb
+
+    with tempfile.TemporaryDirectory(prefix="guda-draw-") as scratch:
+        for run_dir in run_dirs:
+            try:
+                path = lb.publish(run_dir, Path(scratch), plots=False)
+            except BenchError as e:
+                if "ground truth" not in str(e):
+                    raise
+                raise BenchError(f"{'+'.join(d.name for d in run_dirs)}: the runs of one draw share one truth "
+                                 f"({run_dir.name}'s differs from {run_dirs[0].name}'s)") from None
+        draw = from_board(str(path), Path(scratch))
+    draw.label, draw.path = Path(run_dirs[0]).name, None
+    return draw
+
+
 def load_draw(source: str, board_dir: Path) -> Draw:
-    """A run folder (it has results.json) or a published board's name or CSV path."""
+    """A run folder (it has results.json), runs of one draw joined by `+` (RUN+RUN_TUNED), or a published
+    board's name or CSV path."""
+    parts = [Path(p) for p in source.split("+")]
+    if len(parts) > 1 and all((p / "results.json").exists() for p in parts):
+        return from_runs(parts)
     if (Path(source) / "results.json").exists():
         return from_run(Path(source))
     return from_board(source, board_dir)
@@ -116,13 +142,22 @@ def check_draws(draws: list[Draw]) -> None:
                              f"a second draw trains its full model anew (another --seed, or another machine)")
 
 
+def _ok(d: Draw) -> set[str]:
+    return set(d.rows.loc[d.rows["status"] == "ok", "method"]) & set(d.per_query["method"])
+
+
 def shared_rows(draws: list[Draw]) -> list[str]:
     """Rows ok in every draw with per-query metrics, in the first draw's order."""
-    def ok(d: Draw) -> set[str]:
-        return set(d.rows.loc[d.rows["status"] == "ok", "method"]) & set(d.per_query["method"])
-
-    common = set.intersection(*(ok(d) for d in draws))
+    common = set.intersection(*(_ok(d) for d in draws))
     return [m for m in draws[0].rows["method"] if m in common]
+
+
+def partial_rows(draws: list[Draw]) -> list[str]:
+    """Rows ok in the first draw and in some but not every other (e.g. `@tuned` rows tuned on one more draw
+    only): listed with their levels, left out of the pairs and the counts."""
+    first, others = _ok(draws[0]), [_ok(d) for d in draws[1:]]
+    some = {m for m in first if any(m in o for o in others) and not all(m in o for o in others)}
+    return [m for m in draws[0].rows["method"] if m in some]
 
 
 def draw_pairs(draws: list[Draw], names: list[str], n_boot: int = 10_000, seed: int = 0) -> pd.DataFrame:
@@ -154,28 +189,35 @@ def compare(draws: list[Draw], n_boot: int = 10_000, seed: int = 0) -> dict[str,
     names = shared_rows(draws)
     if len(names) < 2:
         raise BenchError("the draws share fewer than two ok rows: nothing to compare")
-    rows = []
-    for m in names:
-        row: dict[str, Any] = {"method": m, "kind": str(draws[0].by_method.loc[m, "kind"])}
-        for metric in power.PAIR_METRICS:
-            values = []
-            for d in draws:
-                v = float(d.by_method.loc[m, metric])
-                row[f"{metric}[{d.label}]"] = v
-                values.append(v)
-            row[f"{metric}_mean"], row[f"{metric}_range"] = float(np.mean(values)), float(np.ptp(values))
-        for d in draws:  # the draw's own query CI of Top-1, for "did it move outside it"
-            r = d.by_method.loc[m]
-            row[f"top1_ci[{d.label}]"] = f"[{float(r['top1_ci_low']):.3f}, {float(r['top1_ci_high']):.3f}]"
-        first = draws[0].by_method.loc[m]
-        for d in draws[1:]:
-            low, high = float(first["top1_ci_low"]), float(first["top1_ci_high"])
-            row[f"top1_inside_first_ci[{d.label}]"] = bool(low <= row[f"top1[{d.label}]"] <= high)
-        rows.append(row)
-    table = pd.DataFrame(rows)
+    every = set(names)
+    table = pd.DataFrame([_row(draws, m, m in every) for m in [*names, *partial_rows(draws)]])
     pair_rows = draw_pairs(draws, names, n_boot=n_boot, seed=seed)
     return {"board": draws[0].board, "draws": [{"label": d.label, **d.meta} for d in draws], "n_boot": n_boot,
-            "rows": table, "pairs": pair_rows, "summary": summarize(draws, table, pair_rows)}
+            "rows": table, "pairs": pair_rows,
+            "summary": summarize(draws, table[table["in_every_draw"]].reset_index(drop=True), pair_rows)}
+
+
+def _row(draws: list[Draw], m: str, in_every_draw: bool) -> dict[str, Any]:
+    """A row's Top-1 and NDCG@3 in each draw that has it (NaN elsewhere), their mean and range, each draw's
+    Top-1 CI, and whether another draw's Top-1 lies inside the first draw's CI."""
+    have = {d.label for d in draws if in_every_draw or m in _ok(d)}
+    row: dict[str, Any] = {"method": m, "kind": str(draws[0].by_method.loc[m, "kind"]), "in_every_draw": in_every_draw}
+    for metric in power.PAIR_METRICS:
+        values = {d.label: float(d.by_method.loc[m, metric]) for d in draws if d.label in have}
+        for d in draws:
+            row[f"{metric}[{d.label}]"] = values.get(d.label, np.nan)
+        row[f"{metric}_mean"] = float(np.mean(list(values.values())))
+        row[f"{metric}_range"] = float(np.ptp(list(values.values())))
+    for d in draws:  # the draw's own query CI of Top-1, for "did it move outside it"
+        r = d.by_method.loc[m] if d.label in have else None
+        row[f"top1_ci[{d.label}]"] = "" if r is None else \
+            f"[{float(r['top1_ci_low']):.3f}, {float(r['top1_ci_high']):.3f}]"
+    first = draws[0].by_method.loc[m]
+    low, high = float(first["top1_ci_low"]), float(first["top1_ci_high"])
+    for d in draws[1:]:
+        row[f"top1_inside_first_ci[{d.label}]"] = bool(low <= row[f"top1[{d.label}]"] <= high) if d.label in have \
+            else None
+    return row
 
 
 def _ranked(draws: list[Draw], names: list[str], table: pd.DataFrame) -> list[str]:
@@ -241,6 +283,18 @@ def draws_line(s: dict[str, Any]) -> str:
     if s.get("ceiling_top1"):
         parts.append("noise ceiling " + " / ".join(f"{c:.3f}" for c in s["ceiling_top1"]))
     return "draws: " + "; ".join(parts)
+
+
+def top1_table(result: dict[str, Any]) -> str:
+    """Top-1 of every row in every draw ('-' where a draw lacks the row) and its range, as `draws` prints it."""
+    labels = [d["label"] for d in result["draws"]]
+    w = max(len(lab) for lab in labels)
+    lines = ["Top-1 per draw", f"{'method':28s} " + " ".join(f"{lab:>{w}s}" for lab in labels) + f" {'range':>7s}"]
+    for r in result["rows"].to_dict("records"):
+        cells = [f"{'-':>{w}s}" if pd.isna(r[f"top1[{lab}]"]) else f"{r[f'top1[{lab}]']:{w}.3f}" for lab in labels]
+        lines.append(f"{r['method']:28s} " + " ".join(cells) + f" {r['top1_range']:7.3f}"
+                     + ("" if r["in_every_draw"] else "  (not in every draw: no pairs)"))
+    return "\n".join(lines)
 
 
 def write(result: dict[str, Any], board_path: Path, command: str | None = None) -> list[Path]:

@@ -81,8 +81,9 @@ def clean_command(command: str | None) -> str | None:
     for i, w in enumerate(words[:-1]):
         if w in PATH_FLAGS and Path(words[i + 1]).is_absolute():
             words[i + 1] = f"{w.lstrip('-').upper().replace('-', '_')}"
-    # any other absolute path (a positional run folder, --truth-bundle FILE): its last part only
-    words = [Path(w).name if Path(w).is_absolute() else w for w in words]
+    # any other absolute path (a positional run folder, --truth-bundle FILE, runs of one draw joined by +):
+    # its last part only
+    words = ["+".join(Path(p).name if Path(p).is_absolute() else p for p in w.split("+")) for w in words]
     return " ".join(shlex.quote(w) for w in words)
 
 

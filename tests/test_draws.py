@@ -68,6 +68,8 @@ def seeds(tmp_path_factory):
             "--ceiling-seeds", "2", "--method", "logo,pixel-cosine,pixel-nn,random"]
     for seed in (0, 1):
         assert main([*base, "--seed", str(seed), "--out", str(root / f"seed{seed}")]) == 0
+    more = [*base[:-1], "pixel-kde,random", "--seed", "1", "--out", str(root / "seed1-more")]  # the same models
+    assert main(more) == 0
     assert main(["leaderboard", "publish", str(root / "seed0"), "--dir", str(root / "boards"), "--no-plots"]) == 0
     return root
 
@@ -133,3 +135,43 @@ def test_three_draws_replicate_only_what_all_three_separate():
     s = result["summary"]
     assert len(s["kendall_tau_top1"]) == 3 and s["line"].startswith("draws: 3 draws of the models (d0, d1, d2)")
     assert list(s["separated_in_each_draw"].values()) == [3, 3, 2]
+
+
+def test_a_row_in_some_draws_is_listed_with_its_levels_but_kept_out_of_pairs_and_counts():
+    n = 400
+    coin = np.random.default_rng(2).integers(0, 2, n)
+    high, low = np.ones(n), np.zeros(n)
+    draws = [synthetic("d0", "t0", {"a": high, "b": low, "a@tuned": high}),
+             synthetic("d1", "t1", {"a": high, "b": low, "a@tuned": coin}),  # tuned on d0 and d1 only
+             synthetic("d2", "t2", {"a": high, "b": low}),
+             ]
+    result = dr.compare(draws, n_boot=300)
+    rows = result["rows"].set_index("method")
+    assert rows["in_every_draw"].to_dict() == {"a": True, "b": True, "a@tuned": False}
+    tuned = rows.loc["a@tuned"]
+    assert tuned["top1[d0]"] == 1.0 and tuned["top1[d1]"] == pytest.approx(coin.mean()) and np.isnan(tuned["top1[d2]"])
+    assert tuned["top1_range"] == pytest.approx(1 - coin.mean()) and tuned["top1_ci[d2]"] == ""
+    assert not tuned["top1_inside_first_ci[d1]"] and tuned["top1_inside_first_ci[d2]"] is None
+    assert "a@tuned" not in set(result["pairs"]["a"]) | set(result["pairs"]["b"])
+    assert result["summary"]["n_rows"] == 2 and result["summary"]["top1_outside_first_ci"] == {"d1": 0, "d2": 0}
+    printed = dr.top1_table(result).splitlines()
+    assert printed[0] == "Top-1 per draw" and len(printed) == 2 + 3
+    assert printed[-1].startswith("a@tuned") and printed[-1].endswith("(not in every draw: no pairs)")
+    assert printed[-1].split()[1:4] == ["1.000", f"{coin.mean():.3f}", "-"]
+
+
+def test_runs_of_one_draw_join_with_plus_and_must_share_its_truth(seeds, capsys):
+    boards = seeds / "boards"
+    joined = dr.load_draw(f"{seeds / 'seed1'}+{seeds / 'seed1-more'}", boards)
+    assert joined.label == "seed1" and joined.path is None
+    assert {"logo", "pixel-cosine", "pixel-nn", "pixel-kde", "random"} <= set(joined.per_query["method"])
+    alone = dr.from_run(seeds / "seed1")
+    assert joined.meta["truth_hash"] == alone.meta["truth_hash"]
+    one = joined.by_method.loc["pixel-nn"]
+    assert one["top1"] == pytest.approx(alone.by_method.loc["pixel-nn", "top1"])
+    with pytest.raises(BenchError, match="share one truth"):
+        dr.load_draw(f"{seeds / 'seed1'}+{seeds / 'seed0'}", boards)
+    capsys.readouterr()
+    assert main(["leaderboard", "draws", NAME, f"{seeds / 'seed1'}+{seeds / 'seed1-more'}", "--dir", str(boards),
+                 "--n-boot", "100"]) == 0
+    assert "pixel-kde" not in capsys.readouterr().out  # the board has no pixel-kde row: not a shared row

@@ -356,6 +356,8 @@ def test_boards_carry_no_machine_paths():
     assert lb.clean_command("guda-bench run --out runs/x") == "guda-bench run --out runs/x"
     assert lb.clean_command("guda-bench leaderboard draws digits /home/u/runs/s1 --truth-bundle /tmp/b.tar.gz") == \
         "guda-bench leaderboard draws digits s1 --truth-bundle b.tar.gz"
+    assert lb.clean_command("guda-bench leaderboard draws digits /home/u/runs/s1+/home/u/runs/s1-tuned runs/s2") == \
+        "guda-bench leaderboard draws digits s1+s1-tuned runs/s2"  # runs of one draw joined by +
     home = str(Path.home())
     assert lb.home_relative(f"looked at {home}/.cache/x.bin") == "looked at ~/.cache/x.bin"
 
