@@ -10,7 +10,8 @@ opposite directions. A reader who wants a ranking that does not depend on one dr
 and each row says whether another draw's Top-1 lies inside the first draw's (the board's) 95% CI.
 
 Draws are compared over the rows every draw has ok (the noise ceiling included; `@tuned` rows only where every
-draw has them). A published board is a draw (its per-query file); a run folder is another.
+draw has them); a row the board shares with only some draws is listed with its levels, no pairs. A published
+board is a draw (its per-query file); a run folder is another, and so are runs on one draw's models joined by `+`.
 """
 
 from __future__ import annotations
@@ -105,7 +106,11 @@ def load_draw(source: str, board_dir: Path) -> Draw:
     """A run folder (it has results.json), runs of one draw joined by `+` (RUN+RUN_TUNED), or a published
     board's name or CSV path."""
     parts = [Path(p) for p in source.split("+")]
-    if len(parts) > 1 and all((p / "results.json").exists() for p in parts):
+    if len(parts) > 1:
+        missing = [str(p) for p in parts if not (p / "results.json").exists()]
+        if missing:
+            raise BenchError(f"{source}: runs of one draw are joined by +, and {', '.join(missing)} is no run "
+                             f"folder (no results.json)")
         return from_runs(parts)
     if (Path(source) / "results.json").exists():
         return from_run(Path(source))

@@ -171,6 +171,8 @@ def test_runs_of_one_draw_join_with_plus_and_must_share_its_truth(seeds, capsys)
     assert one["top1"] == pytest.approx(alone.by_method.loc["pixel-nn", "top1"])
     with pytest.raises(BenchError, match="share one truth"):
         dr.load_draw(f"{seeds / 'seed1'}+{seeds / 'seed0'}", boards)
+    with pytest.raises(BenchError, match="is no run folder"):
+        dr.load_draw(f"{seeds / 'seed1'}+{seeds / 'nope'}", boards)
     capsys.readouterr()
     assert main(["leaderboard", "draws", NAME, f"{seeds / 'seed1'}+{seeds / 'seed1-more'}", "--dir", str(boards),
                  "--n-boot", "100"]) == 0
