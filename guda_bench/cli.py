@@ -150,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--budget", type=positive_int, default=8, help="settings per method (the same for all)")
     tune.add_argument("--tuning-dir", type=Path, default=Path("tuning"),
                       help="where tuning/<board>/<method>.json records are written")
+    tune.add_argument("--candidate-seed", type=non_negative_int, default=None, metavar="N",
+                      help="seed of the settings drawn from a search grid larger than --budget (default: --seed); "
+                           "the same N on every draw of a board (another --seed) tries the same settings")
     add_truth_bundle_arg(tune, "the settings are tuned against that board's truth (its tuning split)")
     sub.add_parser("list", help="registered methods and datasets, and whether each can run here")
     chk = sub.add_parser("check", help="run the method contract on a tiny built-in benchmark (for plugin authors)")
@@ -262,7 +265,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from guda_bench.tuning import summary_table, tune
 
     import_truth_bundle(args)
-    records = tune(run_spec(args), budget=args.budget, tuning_dir=args.tuning_dir)
+    records = tune(run_spec(args), budget=args.budget, tuning_dir=args.tuning_dir, candidate_seed=args.candidate_seed)
     if not args.quiet:
         Console(width=160).print(summary_table(records))
     print(f"wrote {len(records)} tuning record(s) under {args.tuning_dir / records[0]['board']}")

@@ -191,8 +191,11 @@ def tune_method(ctx: Any, entry: Entry, preset: Any, gold_tune: np.ndarray, budg
     return record
 
 
-def tune(spec: Any, budget: int = 8, tuning_dir: Path = Path("tuning")) -> list[dict[str, Any]]:
-    """`guda-bench tune`: tune every requested method with a search space on one board; return the records."""
+def tune(spec: Any, budget: int = 8, tuning_dir: Path = Path("tuning"),
+         candidate_seed: int | None = None) -> list[dict[str, Any]]:
+    """`guda-bench tune`: tune every requested method with a search space on one board; return the records.
+    `candidate_seed` picks the settings drawn from a grid larger than the budget (default: the run's seed);
+    draws of one board (other --seed) given the same one try the same settings."""
     from guda_bench.executor import make_executor
     from guda_bench.registry import METHODS
     from guda_bench.runner import open_benchmark
@@ -217,15 +220,17 @@ def tune(spec: Any, budget: int = 8, tuning_dir: Path = Path("tuning")) -> list[
         gold_tune = gold[tune_idx].copy()  # the only gold the tuner sees
         del gold
         tune_ctx = ctx.on_queries(tune_idx, "tune")  # the methods see the tuning queries only
+        drawn_with = spec.seed if candidate_seed is None else candidate_seed
         header = {"schema": SCHEMA, "board": board, "dataset": spec.dataset, "preset": opened.preset.name,
                   "grouping": opened.bench.grouping, "targets": list(spec.targets) if spec.targets else None,
-                  "seed": spec.seed, "config_hash": tuning_hash(opened.preset), "n_tune": int(len(tune_idx)),
+                  "seed": spec.seed, "candidate_seed": drawn_with, "config_hash": tuning_hash(opened.preset),
+                  "n_tune": int(len(tune_idx)),
                   "selection": "best tuning-split Top-1, then NDCG@3, then the earlier setting (shipped first)",
                   "ndcg_gain": opened.preset.ndcg_gain,
                   "truth_seeds": opened.preset.truth_seeds,  # LOGO studies averaged into the gold it was tuned on
                   "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         for e in tunable:
-            records.append(tune_method(tune_ctx, e, opened.preset, gold_tune, budget, spec.seed,
+            records.append(tune_method(tune_ctx, e, opened.preset, gold_tune, budget, drawn_with,
                                        tuning_path(tuning_dir, board, e.name), header))
     finally:
         executor.shutdown()

@@ -127,6 +127,7 @@ def test_candidates_start_with_the_shipped_setting_and_respect_the_budget() -> N
     preset = make_adapter("digits").preset("default")
     e = METHODS.entry("guda")
     c8 = candidates(e, preset, 8, seed=0)
+    assert candidates(e, preset, 8, seed=1) != c8  # another seed draws other settings (hence --candidate-seed)
     assert len(c8) == 8 and c8[0] == shipped_setting(e, preset) and len({json.dumps(c) for c in c8}) == 8
     assert candidates(e, preset, 8, seed=0) == c8  # seeded
     assert len(candidates(e, preset, 100, seed=0)) == 27  # the whole grid when it fits
@@ -171,6 +172,19 @@ def test_tune_writes_one_record_per_tunable_method(tuned: Path) -> None:
             tune = [s["tune"]["top1"] for s in r["settings"]]
             assert gain["n_tune"] == 4 and gain["top1_diff"] == pytest.approx(tune[r["chosen_index"]] - tune[0])
             assert gain["ci_low"] <= gain["top1_diff"] <= gain["ci_high"] and 0 <= gain["p_value"] <= 1
+
+
+def test_another_draw_tries_the_same_settings_given_the_same_candidate_seed(tuned: Path) -> None:
+    """--seed 1 trains other models; --candidate-seed 0 makes it try the settings the seed-0 tuning tried."""
+    args = [a if a != TUNE_METHODS else "guda" for a in tune_args(tuned, tuned / "tuning-seed1")]
+    assert main([*args, "--seed", "1", "--candidate-seed", "0"]) == 0
+    rec = json.loads((tuned / "tuning-seed1" / NAME / "guda.json").read_text())
+    seed0 = json.loads((tuned / "tuning" / NAME / "guda.json").read_text())
+    assert rec["seed"] == 1 and rec["candidate_seed"] == 0 and seed0["candidate_seed"] == 0
+    assert [s["options"] for s in rec["settings"]] == [s["options"] for s in seed0["settings"]]
+    alone = json.loads(
+        (tuned / "tuning" / NAME / "guda.json").read_text())["space"]  # the grid outgrows the budget of 3 ...
+    assert np.prod([len(v) for v in alone.values()]) > 3  # ... so without --candidate-seed, --seed 1 draws anew
 
 
 def test_the_record_tells_a_real_choice_from_a_coin_toss() -> None:
