@@ -51,6 +51,11 @@ class Draw:
         """The rows indexed by method (looked up per row, metric and draw)."""
         return self.rows.set_index("method")
 
+    @cached_property
+    def ok_rows(self) -> set[str]:
+        """Rows ok with per-query metrics: the ones a draw can compare (asked per row and draw)."""
+        return set(self.rows.loc[self.rows["status"] == "ok", "method"]) & set(self.per_query["method"])
+
 
 def from_run(run_dir: Path) -> Draw:
     """A run folder as a draw: its rows and the per-query metrics of every ok row with saved scores."""
@@ -147,20 +152,16 @@ def check_draws(draws: list[Draw]) -> None:
                              f"a second draw trains its full model anew (another --seed, or another machine)")
 
 
-def _ok(d: Draw) -> set[str]:
-    return set(d.rows.loc[d.rows["status"] == "ok", "method"]) & set(d.per_query["method"])
-
-
 def shared_rows(draws: list[Draw]) -> list[str]:
     """Rows ok in every draw with per-query metrics, in the first draw's order."""
-    common = set.intersection(*(_ok(d) for d in draws))
+    common = set.intersection(*(d.ok_rows for d in draws))
     return [m for m in draws[0].rows["method"] if m in common]
 
 
 def partial_rows(draws: list[Draw]) -> list[str]:
     """Rows ok in the first draw and in some but not every other (e.g. `@tuned` rows tuned on one more draw
     only): listed with their levels, left out of the pairs and the counts."""
-    first, others = _ok(draws[0]), [_ok(d) for d in draws[1:]]
+    first, others = draws[0].ok_rows, [d.ok_rows for d in draws[1:]]
     some = {m for m in first if any(m in o for o in others) and not all(m in o for o in others)}
     return [m for m in draws[0].rows["method"] if m in some]
 
@@ -205,7 +206,7 @@ def compare(draws: list[Draw], n_boot: int = 10_000, seed: int = 0) -> dict[str,
 def _row(draws: list[Draw], m: str, in_every_draw: bool) -> dict[str, Any]:
     """A row's Top-1 and NDCG@3 in each draw that has it (NaN elsewhere), their mean and range, each draw's
     Top-1 CI, and whether another draw's Top-1 lies inside the first draw's CI."""
-    have = {d.label for d in draws if in_every_draw or m in _ok(d)}
+    have = {d.label for d in draws if in_every_draw or m in d.ok_rows}
     row: dict[str, Any] = {"method": m, "kind": str(draws[0].by_method.loc[m, "kind"]), "in_every_draw": in_every_draw}
     for metric in power.PAIR_METRICS:
         values = {d.label: float(d.by_method.loc[m, metric]) for d in draws if d.label in have}
