@@ -93,15 +93,14 @@ def from_runs(run_dirs: list[Path]) -> Draw:
 
     from guda_bench import leaderboard as lb
 
+    truths = [lb.load_run(d)["run"]["truth_hash"] for d in run_dirs]
+    for run_dir, truth in zip(run_dirs, truths, strict=True):
+        if truth != truths[0]:
+            raise BenchError(f"{'+'.join(d.name for d in run_dirs)}: the runs of one draw share one truth "
+                             f"({run_dir.name}'s differs from {run_dirs[0].name}'s)")
     with tempfile.TemporaryDirectory(prefix="guda-draw-") as scratch:
         for run_dir in run_dirs:
-            try:
-                path = lb.publish(run_dir, Path(scratch), plots=False)
-            except BenchError as e:
-                if "ground truth" not in str(e):
-                    raise
-                raise BenchError(f"{'+'.join(d.name for d in run_dirs)}: the runs of one draw share one truth "
-                                 f"({run_dir.name}'s differs from {run_dirs[0].name}'s)") from None
+            path = lb.publish(run_dir, Path(scratch), plots=False)
         draw = from_board(str(path), Path(scratch))
     draw.label, draw.path = Path(run_dirs[0]).name, None
     return draw
