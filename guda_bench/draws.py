@@ -7,7 +7,10 @@ separates may not be separated again. Here every draw is tested on its own, exac
 bootstrap over its test queries, Holm over its pairs), and the verdicts are set side by side: a pair is
 *replicated* when every draw separates it in the same direction, *reversed* when two draws separate it in
 opposite directions. A reader who wants a ranking that does not depend on one draw reads the replicated pairs,
-and each row says whether another draw's Top-1 lies inside the first draw's (the board's) 95% CI.
+and each row says whether another draw's Top-1 lies inside the first draw's (the board's) 95% CI, and how far
+its Top-1 differs between draws beyond what each draw's own test queries explain: Cochran's Q of the draws'
+Top-1 (each weighted by its query variance; Holm over the rows) and the between-draw SD it implies
+(DerSimonian-Laird tau), the spread a reader adds to a board's query CI to compare levels across models.
 
 Draws are compared over the rows every draw has ok (the noise ceiling included; `@tuned` rows only where every
 draw has them); a row the board shares with only some draws is listed with its levels, no pairs. A published
@@ -25,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import kendalltau
+from scipy.stats import chi2, kendalltau
 
 from guda_bench import power
 from guda_bench.errors import BenchError
@@ -50,6 +53,10 @@ class Draw:
     def by_method(self) -> pd.DataFrame:
         """The rows indexed by method (looked up per row, metric and draw)."""
         return self.rows.set_index("method")
+
+    def hits(self, method: str) -> np.ndarray:
+        """A row's per-query Top-1 on this draw's test queries."""
+        return self.per_query.loc[self.per_query["method"] == method, "top1"].to_numpy(dtype=float)
 
     @cached_property
     def ok_rows(self) -> set[str]:
@@ -196,6 +203,9 @@ def compare(draws: list[Draw], n_boot: int = 10_000, seed: int = 0) -> dict[str,
         raise BenchError("the draws share fewer than two ok rows: nothing to compare")
     every = set(names)
     table = pd.DataFrame([_row(draws, m, m in every) for m in [*names, *partial_rows(draws)]])
+    tested = table["in_every_draw"] & table["top1_level_p"].notna()  # Holm over the rows every draw has
+    table["top1_level_p_holm"] = np.nan
+    table.loc[tested, "top1_level_p_holm"] = power.holm(table.loc[tested, "top1_level_p"].to_numpy())
     pair_rows = draw_pairs(draws, names, n_boot=n_boot, seed=seed)
     return {"board": draws[0].board, "draws": [{"label": d.label, **d.meta} for d in draws], "n_boot": n_boot,
             "rows": table, "pairs": pair_rows,
@@ -217,12 +227,32 @@ def _row(draws: list[Draw], m: str, in_every_draw: bool) -> dict[str, Any]:
         r = d.by_method.loc[m] if d.label in have else None
         row[f"top1_ci[{d.label}]"] = "" if r is None else \
             f"[{float(r['top1_ci_low']):.3f}, {float(r['top1_ci_high']):.3f}]"
+    row["top1_between_draw_sd"], row["top1_level_p"] = level_spread([d.hits(m) for d in draws if d.label in have])
     first = draws[0].by_method.loc[m]
     low, high = float(first["top1_ci_low"]), float(first["top1_ci_high"])
     for d in draws[1:]:
         row[f"top1_inside_first_ci[{d.label}]"] = bool(low <= row[f"top1[{d.label}]"] <= high) if d.label in have \
             else None
     return row
+
+
+def level_spread(hits: list[np.ndarray]) -> tuple[float, float]:
+    """(between-draw SD, p) of one row's Top-1 over draws, each draw's Top-1 a mean over its own test queries.
+
+    Cochran's Q tests whether every draw measures one level, each weighted by its query variance; the
+    DerSimonian-Laird tau is the SD of the level between draws beyond that query noise (0 when Q <= its degrees
+    of freedom). NaN with fewer than two draws, or where a draw's per-query Top-1 has no variance (all 0 or all
+    1): its query noise cannot weigh it.
+    """
+    means = np.array([h.mean() for h in hits])
+    var = np.array([h.var(ddof=1) / len(h) if len(h) > 1 else 0.0 for h in hits])
+    if len(hits) < 2 or not (var > 0).all():
+        return np.nan, np.nan
+    w = 1 / var
+    q = float((w * (means - (w * means).sum() / w.sum()) ** 2).sum())
+    dof = len(hits) - 1
+    tau2 = max(0.0, (q - dof) / (w.sum() - (w ** 2).sum() / w.sum()))
+    return float(np.sqrt(tau2)), float(chi2.sf(q, dof))
 
 
 def _ranked(draws: list[Draw], names: list[str], table: pd.DataFrame) -> list[str]:
@@ -251,6 +281,8 @@ def summarize(draws: list[Draw], table: pd.DataFrame, pair_rows: pd.DataFrame) -
     half = [float((d.by_method.loc[ranked, "top1_ci_high"] - d.by_method.loc[ranked, "top1_ci_low"]).median() / 2)
             for d in draws]
     ceiling = table[table["kind"] == "ceiling"]
+    tested = table[table["top1_level_p_holm"].notna()]
+    widest = tested.loc[tested["top1_between_draw_sd"].idxmax()] if len(tested) else None
     out: dict[str, Any] = {
         "n_draws": len(draws), "labels": labels, "n_rows": len(names), "n_methods": len(ranked),
         "top_methods": top, "kendall_tau_top1": [round(t, 3) for t in taus],
@@ -263,6 +295,10 @@ def summarize(draws: list[Draw], table: pd.DataFrame, pair_rows: pd.DataFrame) -
         "median_top1_ci_halfwidth": [round(h, 4) for h in half],
         "top1_outside_first_ci": {lab: int((~table[f"top1_inside_first_ci[{lab}]"].astype(bool)).sum())
                                   for lab in labels[1:]},  # over all shared rows, ceiling included
+        "levels_tested": len(tested),  # rows with query noise in every draw (not a row at 0 or 1 throughout)
+        "levels_differ": int((tested["top1_level_p_holm"] < power.ALPHA).sum()),
+        "max_between_draw_sd": None if widest is None else
+        {"method": str(widest["method"]), "sd": round(float(widest["top1_between_draw_sd"]), 4)},
         "ceiling_top1": ([round(float(ceiling.iloc[0][f"top1[{lab}]"]), 4) for lab in labels]
                          if len(ceiling) else None),
     }
@@ -285,6 +321,11 @@ def draws_line(s: dict[str, Any]) -> str:
     if s.get("top1_outside_first_ci"):
         outside = ", ".join(str(v) for v in s["top1_outside_first_ci"].values())
         parts.append(f"rows outside the first draw's Top-1 CI {outside} of {s['n_rows']}")
+    if s.get("levels_tested"):
+        widest = s["max_between_draw_sd"]
+        parts.append(f"Top-1 levels differ beyond query noise in {s['levels_differ']} of {s['levels_tested']} rows "
+                     f"(Cochran's Q, Holm p < {power.ALPHA}; between-draw SD up to {widest['sd']:.3f}, "
+                     f"{widest['method']})")
     if s.get("ceiling_top1"):
         parts.append("noise ceiling " + " / ".join(f"{c:.3f}" for c in s["ceiling_top1"]))
     return "draws: " + "; ".join(parts)
@@ -294,10 +335,13 @@ def top1_table(result: dict[str, Any]) -> str:
     """Top-1 of every row in every draw ('-' where a draw lacks the row) and its range, as `draws` prints it."""
     labels = [d["label"] for d in result["draws"]]
     w = max(len(lab) for lab in labels)
-    lines = ["Top-1 per draw", f"{'method':28s} " + " ".join(f"{lab:>{w}s}" for lab in labels) + f" {'range':>7s}"]
+    lines = ["Top-1 per draw (draw SD: between-draw SD beyond query noise; * its Cochran's Q Holm p < 0.05)",
+             f"{'method':28s} " + " ".join(f"{lab:>{w}s}" for lab in labels) + f" {'range':>7s} {'draw SD':>8s}"]
     for r in result["rows"].to_dict("records"):
         cells = [f"{'-':>{w}s}" if pd.isna(r[f"top1[{lab}]"]) else f"{r[f'top1[{lab}]']:{w}.3f}" for lab in labels]
-        lines.append(f"{r['method']:28s} " + " ".join(cells) + f" {r['top1_range']:7.3f}"
+        sd = "-" if pd.isna(r["top1_between_draw_sd"]) else \
+            f"{r['top1_between_draw_sd']:.3f}{'*' if r['top1_level_p_holm'] < power.ALPHA else ' '}"
+        lines.append(f"{r['method']:28s} " + " ".join(cells) + f" {r['top1_range']:7.3f} {sd:>8s}"
                      + ("" if r["in_every_draw"] else "  (not in every draw: no pairs)"))
     return "\n".join(lines)
 

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import chi2
 
 from guda_bench import draws as dr
 from guda_bench.cli import main
@@ -155,9 +156,39 @@ def test_a_row_in_some_draws_is_listed_with_its_levels_but_kept_out_of_pairs_and
     assert "a@tuned" not in set(result["pairs"]["a"]) | set(result["pairs"]["b"])
     assert result["summary"]["n_rows"] == 2 and result["summary"]["top1_outside_first_ci"] == {"d1": 0, "d2": 0}
     printed = dr.top1_table(result).splitlines()
-    assert printed[0] == "Top-1 per draw" and len(printed) == 2 + 3
+    assert printed[0].startswith("Top-1 per draw") and len(printed) == 2 + 3
     assert printed[-1].startswith("a@tuned") and printed[-1].endswith("(not in every draw: no pairs)")
     assert printed[-1].split()[1:4] == ["1.000", f"{coin.mean():.3f}", "-"]
+
+
+def test_level_spread_tells_a_level_that_moves_between_draws_from_query_noise():
+    rng = np.random.default_rng(3)
+    n = 1000
+
+    def hits(p: float) -> np.ndarray:
+        return (rng.random(n) < p).astype(float)
+
+    two = [hits(0.3), hits(0.4)]  # two draws: Q is the squared difference over the summed query variances
+    q = (two[0].mean() - two[1].mean()) ** 2 / sum(h.var(ddof=1) / n for h in two)
+    assert dr.level_spread(two)[1] == pytest.approx(chi2.sf(q, 1))
+    moving = [hits(0.2), hits(0.5), hits(0.8)]
+    sd, p = dr.level_spread(moving)
+    assert p < 1e-9 and sd == pytest.approx(0.3, abs=0.03)  # the levels drawn: 0.2, 0.5, 0.8 (SD 0.3)
+    sd, p = dr.level_spread([hits(0.5), hits(0.5), hits(0.5)])  # one level: only the queries differ
+    assert p > 0.05 and sd < 0.02
+    assert np.isnan(dr.level_spread([np.ones(n), hits(0.5)])[0])  # a draw without query variance weighs nothing
+    assert np.isnan(dr.level_spread([hits(0.5)])[1])
+    draws = [synthetic(f"d{i}", f"t{i}", {"moves": hits(p), "steady": hits(0.5), "one": np.ones(n)})
+             for i, p in enumerate((0.2, 0.5, 0.8))]
+    result = dr.compare(draws, n_boot=200)
+    rows = result["rows"].set_index("method")
+    assert rows.loc["moves", "top1_level_p_holm"] < 0.05 <= rows.loc["steady", "top1_level_p_holm"]
+    assert np.isnan(rows.loc["one", "top1_level_p_holm"])
+    s = result["summary"]
+    assert (s["levels_differ"], s["levels_tested"], s["max_between_draw_sd"]["method"]) == (1, 2, "moves")
+    assert "Top-1 levels differ beyond query noise in 1 of 2 rows" in s["line"]
+    printed = dr.top1_table(result).splitlines()
+    assert printed[2].startswith("moves") and printed[2].endswith("*") and printed[4].endswith("-")
 
 
 def test_runs_of_one_draw_join_with_plus_and_must_share_its_truth(seeds, capsys):
