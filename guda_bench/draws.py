@@ -335,7 +335,7 @@ def top1_table(result: dict[str, Any]) -> str:
     """Top-1 of every row in every draw ('-' where a draw lacks the row) and its range, as `draws` prints it."""
     labels = [d["label"] for d in result["draws"]]
     w = max(len(lab) for lab in labels)
-    lines = ["Top-1 per draw (draw SD: between-draw SD beyond query noise; * its Cochran's Q Holm p < 0.05)",
+    lines = [f"Top-1 per draw (draw SD: between-draw SD beyond query noise; * its Cochran's Q Holm p < {power.ALPHA})",
              f"{'method':28s} " + " ".join(f"{lab:>{w}s}" for lab in labels) + f" {'range':>7s} {'draw SD':>8s}"]
     for r in result["rows"].to_dict("records"):
         cells = [f"{'-':>{w}s}" if pd.isna(r[f"top1[{lab}]"]) else f"{r[f'top1[{lab}]']:{w}.3f}" for lab in labels]
