@@ -36,6 +36,10 @@ VARIANTS = {
     # training images, and sampling extrapolates away from the empty prompt
     "v-prediction, 600 steps, prompt dropout 0.1, guidance 3": {"steps": 600, "prompt_dropout": 0.1, "guidance": 3.0},
     "v-prediction, 600 steps, prompt dropout 0.1, guidance 6": {"steps": 600, "prompt_dropout": 0.1, "guidance": 6.0},
+    # UnlearnCanvas's shape (SPEC §7): a base first trained on the 20 background styles alone (1,500 steps, once),
+    # then every model a short fine-tune of it on all the data; `train_s` is the fine-tune's (the base's: first row)
+    "pretrained on the background (1500 steps), fine-tuned 300 steps": {"pretrain_steps": 1500, "steps": 300},
+    "pretrained on the background (1500 steps), fine-tuned 600 steps": {"pretrain_steps": 1500, "steps": 600},
 }
 
 
@@ -51,11 +55,19 @@ def probe(name: str, change: dict, cache: Path, n_queries: int, preset_name: str
     opened = open_benchmark(spec)
     change = dict(change)
     guidance = change.pop("guidance", 1.0)
+    pretrain_steps = change.pop("pretrain_steps", None)
     preset = replace(opened.preset, recipe=replace(opened.preset.recipe, **change))
+    if pretrain_steps is not None:
+        preset = replace(preset, pretrain=replace(opened.preset.recipe, steps=pretrain_steps))
     opened.bench.preset = preset
     opened = replace(opened, preset=preset)
     ctx = opened.context(spec, make_executor("local", None))
     start = time.perf_counter()
+    pretrain_s = None
+    if pretrain_steps is not None:
+        ctx.pretrained  # noqa: B018 (built, or read from the cache, before the fine-tune is timed)
+        pretrain_s = round(time.perf_counter() - start, 1)
+        start = time.perf_counter()
     unet = ctx.full_unet
     train_s = time.perf_counter() - start
     bench = ctx.bench
@@ -80,7 +92,10 @@ def probe(name: str, change: dict, cache: Path, n_queries: int, preset_name: str
         gains[str(t)] = float(wrong / right - 1)
     shown = np.linspace(0, n_queries - 1, SHOWN).astype(int)  # queries across the target styles
     reference = [int(np.flatnonzero(bench.text.style_of == prompted[i])[0]) for i in shown]
+    if pretrain_steps is not None:
+        change["pretrain_steps"] = pretrain_steps
     return {"variant": name, "change": {**change, "guidance": guidance}, "train_s": round(train_s, 1),
+            **({"pretrain_s": pretrain_s} if pretrain_s is not None else {}),
             "sample_s": round(sample_s, 1), "n_queries": n_queries, "style_agreement": agreement,
             "prompt_gain": gains, "_shown": queries[shown], "_reference": bench.images[reference]}
 

@@ -12,7 +12,7 @@ gain. Images are jittered per image (colours, texture phase) so that a style is 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -181,12 +181,20 @@ DEFAULT = Preset(
     method_options={"trak": {"proj_dim": 512}, "d-trak": {"proj_dim": 512}, "das": {"proj_dim": 512}},
 )
 
+# UnlearnCanvas's shape (SPEC §1, §7: SD 1.5 is pretrained once; the full model and each LOGO model are the same
+# fine-tune of it, LOGO without one style): a base trained with the default recipe on the 20 background styles
+# alone (no target style is in it), once per seed, then every model 600 steps fine-tuned from it on all the
+# data. Measured (benchmarks/style_canvas_probe.json): its full model draws the prompted style for 0.525 of
+# queries against the 1,500-step default's 0.388, each model training ~3x faster. Its own board
+PRETRAINED = replace(DEFAULT, name="pretrained", pretrain=DEFAULT.recipe, recipe=replace(DEFAULT.recipe, steps=600),
+                     board_suffix="pretrained")
+
 
 @register_dataset("style-canvas",
                   description="text-to-image, UnlearnCanvas-shaped: 16x16 colour digits in 24 procedural styles "
                               "built from shared traits, 4 target styles, prompts 'a 3 in amber style' (embedded)")
 class StyleCanvas(PaintedDigitsAdapter):
-    presets = {"smoke": SMOKE, "default": DEFAULT}
+    presets = {"smoke": SMOKE, "default": DEFAULT, "pretrained": PRETRAINED}
     benchmark_name = "style-canvas"
 
     def __init__(self) -> None:

@@ -177,6 +177,12 @@ class Preset:
     unlearn: UnlearnConfig = field(default_factory=UnlearnConfig)
     text: TextConfig | None = None  # set: a text-to-image benchmark (prompts per image and per query)
     base_model: BaseModelConfig | None = None  # set: fine-tune a local pretrained pipeline in latent space
+    # set: every model (full, LOGO, LDS subsets) is `recipe` fine-tuned from one model first trained with this
+    # recipe on the background groups alone, so no candidate group is in the shared start (SPEC §1: a
+    # fine-tuned model's LOGO is the same fine-tune from the same base; UnlearnCanvas's SD 1.5 in small)
+    pretrain: TrainRecipe | None = added_knob(None)
+    # a preset that is its own benchmark (another recipe trains another truth) publishes to <board>-<suffix>
+    board_suffix: str = added_knob("")
     anchor: AnchorConfig = field(default_factory=AnchorConfig)
     groups: tuple[int, ...] | None = None  # keep only these groups (None: all)
     per_group_limit: int | None = None  # cap training images per group (None: all)

@@ -23,9 +23,10 @@ import torch
 
 from guda_bench import progress
 from guda_bench.base_model import BaseModel
-from guda_bench.benchmark import Benchmark
+from guda_bench.benchmark import BACKGROUND, Benchmark
 from guda_bench.config import UnlearnConfig
 from guda_bench.elbo import ElboScorer
+from guda_bench.errors import BenchError
 from guda_bench.executor import LocalExecutor, RayExecutor, prebuild_logo
 from guda_bench.models import build_scheduler, load_unet, save_unet, set_prediction
 from guda_bench.precision import autocast
@@ -182,7 +183,39 @@ class Context:
             spec["text"] = self.preset.text
         if self.base is not None:
             spec["base_model"] = self.base.fingerprint
+        if self.preset.pretrain is not None:
+            spec["pretrained"] = self.pretrained.key
         return spec
+
+    @cached_property
+    def pretrained(self) -> Artefact:
+        """The shared start of every model of a pretraining preset: trained on the background groups only (no
+        candidate group is in it), once per run seed, and, like the full model, charged to no method."""
+        keep = np.flatnonzero(self.bench.group_of == BACKGROUND)
+        if not len(keep):
+            raise BenchError(f"preset {self.preset.name!r} pretrains on the background groups, and every group "
+                             f"is a candidate here: pass fewer --targets")
+        spec = {"data": self.data_hash, "pretrain_on": "background", "model": self.preset.model,
+                "recipe": self.preset.pretrain, "seed": self.seed}
+        if self.preset.text is not None:
+            spec["text"] = self.preset.text
+
+        def build(folder: Path) -> dict:
+            unet = train_model(self.train_data, keep, self.preset.model, self.preset.pretrain, self.seed,
+                               self.device, f"pretrain on the background (seed {self.seed})", text=self.preset.text,
+                               cond=self.image_cond, scheduler=self.scheduler, null_cond=self.null_cond)
+            save_unet(unet.cpu(), folder)
+            return {"n_train": int(len(keep))}
+
+        return self.fetch("model", spec, build, charge=False)
+
+    def _start(self) -> torch.nn.Module | None:
+        """What a model's training starts from: a base pipeline's UNet, the pretrained model, or none (fresh)."""
+        if self.base is not None:
+            return self.base.unet()
+        if self.preset.pretrain is not None:
+            return load_unet(self.pretrained.path, self.device)
+        return None
 
     def trained_model(self, exclude: int | None, seed: int, charge: bool = True) -> Artefact:
         """The full model (exclude=None) or the LOGO model without group `exclude`, trained once, cached."""
@@ -202,7 +235,7 @@ class Context:
         def build(folder: Path) -> dict:
             unet = train_model(self.train_data, keep, self.preset.model, self.preset.recipe, seed,
                                self.device, label, text=self.preset.text, cond=self.image_cond,
-                               init=self.base.unet() if self.base else None, scheduler=self.scheduler,
+                               init=self._start(), scheduler=self.scheduler,
                                null_cond=self.null_cond)
             save_unet(unet.cpu(), folder)
             return {"n_train": int(len(keep))}

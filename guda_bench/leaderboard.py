@@ -48,13 +48,14 @@ def board_name(results: dict[str, Any]) -> str:
     run = results["run"]
     preset = run.get("preset_config") or {}
     return board_label(run["dataset"], run["grouping"], run.get("targets"), preset.get("targets"),
-                       (preset.get("queries") or {}).get("mode", "prompted"))
+                       (preset.get("queries") or {}).get("mode", "prompted"), preset.get("board_suffix", ""))
 
 
 def board_label(dataset: str, grouping: str, targets: list[str] | tuple[str, ...] | None,
-                default_targets: list[str] | tuple[str, ...] | None = None, query_mode: str = "prompted") -> str:
+                default_targets: list[str] | tuple[str, ...] | None = None, query_mode: str = "prompted",
+                preset_suffix: str = "") -> str:
     """The one naming rule of boards (publish) and tuning records (tune, run --tuned)."""
-    name = dataset + ("" if grouping == "class" else f"-{grouping}")
+    name = dataset + (f"-{preset_suffix}" if preset_suffix else "") + ("" if grouping == "class" else f"-{grouping}")
     if targets and default_targets and list(targets) == list(default_targets):
         targets = None  # the preset's own split (style-canvas's 4 target styles) is the board itself
     name += f"-{len(targets)}targets" if targets else ""

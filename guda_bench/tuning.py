@@ -42,7 +42,8 @@ SCHEMA = 2  # 2: tuning_cost_s counts artefacts shared by settings once (1 count
 
 def board_of(bench: Any, targets: tuple[str, ...] | None) -> str:
     """The leaderboard name of a benchmark, as `leaderboard publish` names its board."""
-    return board_label(bench.dataset, bench.grouping, targets, bench.preset.targets, bench.preset.queries.mode)
+    return board_label(bench.dataset, bench.grouping, targets, bench.preset.targets, bench.preset.queries.mode,
+                       bench.preset.board_suffix)
 
 
 def tuning_hash(preset: Any) -> str:

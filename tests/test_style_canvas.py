@@ -65,6 +65,10 @@ def test_the_preset_names_its_targets_and_the_board_keeps_its_plain_name(tmp_pat
     assert board_name({"run": {"dataset": "style-canvas", "grouping": "class", "targets": ["a", "b", "c"],
                                "preset_config": {"targets": ["a", "b", "c"], "queries": {"mode": "two-style"}}}}) \
         == "style-canvas-two-style"
+    assert board_name({"run": {"dataset": "style-canvas", "grouping": "class", "targets": ["a", "b", "c"],
+                               "preset_config": {"targets": ["a", "b", "c"], "queries": {"mode": "two-style"},
+                                                 "board_suffix": "pretrained"}}}) \
+        == "style-canvas-pretrained-two-style"  # a preset with another recipe is another benchmark
     other = open_benchmark(RunSpec(methods=["random"], dataset="style-canvas", preset="smoke", quiet=True,
                                    cache=tmp_path / "c", targets=("dune", "amber", "ember")))
     assert other.bench.group_names == ["dune", "amber", "ember"]

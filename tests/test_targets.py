@@ -158,3 +158,43 @@ def test_lds_subset_models_keep_the_background(tmp_path):
     assert truth.kept.shape == (4, 3) and np.isfinite(truth.losses).all()
     n_train = {json.loads(p.read_text()).get("n_train") for p in (cache / "model").glob("*/manifest.json")}
     assert n_train == {8 + 8 * int(row.sum()) for row in truth.kept} | {32}  # background + kept targets; full
+
+
+def test_a_pretraining_preset_fine_tunes_every_model_from_one_background_model(tmp_path, monkeypatch):
+    """Preset.pretrain (UnlearnCanvas's shape, SPEC §1/§7): one model is trained on the background alone, and the
+    full, LOGO and LDS subset models are fine-tunes of its weights; no background is a one-line error."""
+    from guda_bench import context as context_mod
+    from guda_bench.config import canonical_hash, to_jsonable
+    from guda_bench.context import Context
+    from guda_bench.models import load_unet
+    from guda_bench.store import Store
+
+    plain = with_targets(FourBlobs().load(TINY), ("c", "a", "b"))  # d (8 images) is background
+    bench = with_targets(FourBlobs().load(TINY), ("c", "a", "b"))
+    bench.preset = replace(bench.preset, pretrain=replace(bench.preset.recipe, steps=2))
+    starts: list[tuple[int, dict | None]] = []
+    real = context_mod.train_model
+
+    def spy(images, keep, model_cfg, recipe, seed, *args, init=None, **kwargs):
+        state = None if init is None else {k: v.clone() for k, v in init.state_dict().items()}
+        starts.append((len(keep), state))
+        return real(images, keep, model_cfg, recipe, seed, *args, init=init, **kwargs)
+
+    monkeypatch.setattr(context_mod, "train_model", spy)
+    ctx = Context(bench, Store(tmp_path / "cache"))
+    ctx.full  # noqa: B018
+    ctx.trained_model(0, ctx.study_seed(1))
+    assert [n for n, _ in starts] == [8, 32, 24]  # the background, then the full and a LOGO model
+    assert starts[0][1] is None  # the pretrained model starts fresh
+    base = load_unet(ctx.pretrained.path).state_dict()
+    for _, state in starts[1:]:
+        assert state is not None and state.keys() == base.keys()
+        assert all(torch.equal(state[k], base[k]) for k in base)
+    plain_ctx = Context(plain, Store(tmp_path / "cache"))
+    assert canonical_hash(plain_ctx.model_spec(None, 0)) != canonical_hash(ctx.model_spec(None, 0))
+    assert "pretrain" not in json.dumps(to_jsonable(plain.preset, for_key=True))  # old keys kept
+
+    every = FourBlobs().load(TINY)  # no background: nothing to pretrain on
+    every.preset = bench.preset
+    with pytest.raises(BenchError, match="pretrains on the background"):
+        Context(every, Store(tmp_path / "c2")).full  # noqa: B018
