@@ -184,13 +184,10 @@ class Context:
         if self.base is not None:
             spec["base_model"] = self.base.fingerprint
         if self.preset.pretrain is not None:
-            spec["pretrained"] = self.pretrained.key
+            spec["pretrained"] = self.pretrained_key
         return spec
 
-    @cached_property
-    def pretrained(self) -> Artefact:
-        """The shared start of every model of a pretraining preset: trained on the background groups only (no
-        candidate group is in it), once per run seed, and, like the full model, charged to no method."""
+    def _pretrained_spec(self) -> dict:
         keep = np.flatnonzero(self.bench.group_of == BACKGROUND)
         if not len(keep):
             raise BenchError(f"preset {self.preset.name!r} pretrains on the background groups, and every group "
@@ -199,6 +196,20 @@ class Context:
                 "recipe": self.preset.pretrain, "seed": self.seed}
         if self.preset.text is not None:
             spec["text"] = self.preset.text
+        return spec
+
+    @property
+    def pretrained_key(self) -> str:
+        """The base's cache key, computed without building it: a bundle's full model is found without its base."""
+        spec = self._pretrained_spec()
+        return self.store.key("model", spec if self.precision == "fp32" else {**spec, "precision": self.precision})
+
+    @cached_property
+    def pretrained(self) -> Artefact:
+        """The shared start of every model of a pretraining preset: trained on the background groups only (no
+        candidate group is in it), once per run seed, and, like the full model, charged to no method."""
+        spec = self._pretrained_spec()
+        keep = np.flatnonzero(self.bench.group_of == BACKGROUND)
 
         def build(folder: Path) -> dict:
             unet = train_model(self.train_data, keep, self.preset.model, self.preset.pretrain, self.seed,

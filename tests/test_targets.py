@@ -1,6 +1,7 @@
 """--targets: score only some groups, keep the others' images in every model as background (SPEC §7)."""
 
 import json
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -190,6 +191,10 @@ def test_a_pretraining_preset_fine_tunes_every_model_from_one_background_model(t
     for _, state in starts[1:]:
         assert state is not None and state.keys() == base.keys()
         assert all(torch.equal(state[k], base[k]) for k in base)
+    assert ctx.pretrained.key == ctx.pretrained_key
+    shutil.rmtree(ctx.pretrained.path)  # a cache with the models but not their base (a bundle's): found, not rebuilt
+    fresh = Context(bench, Store(tmp_path / "cache"))
+    assert fresh.full.key == ctx.full.key and len(starts) == 3
     plain_ctx = Context(plain, Store(tmp_path / "cache"))
     assert canonical_hash(plain_ctx.model_spec(None, 0)) != canonical_hash(ctx.model_spec(None, 0))
     assert "pretrain" not in json.dumps(to_jsonable(plain.preset, for_key=True))  # old keys kept
