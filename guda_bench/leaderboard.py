@@ -43,8 +43,9 @@ def load_run(run_dir: Path) -> dict[str, Any]:
 
 
 def board_name(results: dict[str, Any]) -> str:
-    """<dataset>[-<grouping>][-<K>targets]: a run with --targets is a different benchmark (its command column
-    names the targets; a board holds one truth hash). A preset's own default targets add no suffix."""
+    """<dataset>[-<preset's board_suffix>][-<grouping>][-<K>targets][-<query mode>]: a run with --targets is a
+    different benchmark (its command column names the targets; a board holds one truth hash), and so is a
+    preset that trains another truth (style-canvas's `pretrained`). A preset's own default targets add nothing."""
     run = results["run"]
     preset = run.get("preset_config") or {}
     return board_label(run["dataset"], run["grouping"], run.get("targets"), preset.get("targets"),
