@@ -141,9 +141,13 @@ class Context:
         if art.built and self._stage is not None:
             self._stage["cached_cost_s"] += inner.get("cached_cost_s", 0.0)
 
+    def keyed_spec(self, spec: dict) -> dict:
+        """The spec an artefact is stored under: a non-fp32 build is keyed apart from fp32."""
+        return spec if self.precision == "fp32" else {**spec, "precision": self.precision}
+
     def fetch(self, kind: str, spec: dict, build: Callable[[Path], dict | None], charge: bool = True) -> Artefact:
+        spec = self.keyed_spec(spec)
         if self.precision != "fp32":
-            spec = {**spec, "precision": self.precision}
             inner = build
 
             def build(folder: Path) -> dict | None:
@@ -188,8 +192,7 @@ class Context:
         return spec
 
     def _pretrained_spec(self) -> dict:
-        keep = np.flatnonzero(self.bench.group_of == BACKGROUND)
-        if not len(keep):
+        if not self.bench.n_background:
             raise BenchError(f"preset {self.preset.name!r} pretrains on the background groups, and every group "
                              f"is a candidate here: pass fewer --targets")
         spec = {"data": self.data_hash, "pretrain_on": "background", "model": self.preset.model,
@@ -201,15 +204,14 @@ class Context:
     @property
     def pretrained_key(self) -> str:
         """The base's cache key, computed without building it: a bundle's full model is found without its base."""
-        spec = self._pretrained_spec()
-        return self.store.key("model", spec if self.precision == "fp32" else {**spec, "precision": self.precision})
+        return self.store.key("model", self.keyed_spec(self._pretrained_spec()))
 
     @cached_property
     def pretrained(self) -> Artefact:
         """The shared start of every model of a pretraining preset: trained on the background groups only (no
         candidate group is in it), once per run seed, and, like the full model, charged to no method."""
         spec = self._pretrained_spec()
-        keep = np.flatnonzero(self.bench.group_of == BACKGROUND)
+        keep = self.bench.members(BACKGROUND)
 
         def build(folder: Path) -> dict:
             unet = train_model(self.train_data, keep, self.preset.model, self.preset.pretrain, self.seed,
