@@ -37,10 +37,12 @@ class InstanceConfig:
     fisher_samples: int = 2048  # (image, t, noise) draws of the empirical Fisher, one per image (digits: all)
     damping: float = 0.01  # F + damping * mean(F): keeps g / F finite where the Fisher is ~ 0
     # seeded subsample of training images scored per group (None: all). Cost per query = n_groups * 20 * 20
-    # forwards: digits default (10 groups, 400 queries) ~1.3 s/query on 2 CPU cores, ~9 min in all
+    # forwards: 4,000 on digits (10 groups), 1,600 on style-canvas (4 target styles)
     max_train_per_group: int | None = 20
     aggregate: str = "mean"  # "mean" or "sum" of the image scores within a group
-    batch_size: int = 2048
+    # image-timesteps per forward: 256 keeps the activations in cache, 1.2-2.4x faster than 2,048 on 2 CPU cores
+    # and the same losses bit for bit (benchmarks/iu_batch.json)
+    batch_size: int = 256
     seed: int = 0
 
 
@@ -64,7 +66,7 @@ def _noisy(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, abar: torch.T
 
 @torch.no_grad()
 def per_image_losses(unet: torch.nn.Module, x0: torch.Tensor, noise: torch.Tensor, timesteps: Sequence[int],
-                     abar: torch.Tensor, batch_size: int = 2048, device: str = "cpu",
+                     abar: torch.Tensor, batch_size: int = 256, device: str = "cpu",
                      cond: torch.Tensor | None = None) -> np.ndarray:
     """[n] eps-MSE of each image, averaged over the timestep grid (noise: [n, n_t, C, H, W]), float64.
     cond: [n, L, D] text hidden states of each image's prompt (text-to-image models)."""

@@ -47,7 +47,7 @@ class InstanceUnlearning(Method):
         "damping": Option("float", 0.01, "Fisher damping, relative to its mean", low=0),
         "max_train_per_group": Option("int-or-none", 20, "training images scored per group (none: all)", low=1),
         "aggregate": Option("str", "mean", "image scores to group score", choices=("mean", "sum")),
-        "batch_size": Option("int", 2048, "images x timesteps per forward", low=1),
+        "batch_size": Option("int", 256, "images x timesteps per forward (same losses at any size)", low=1),
         "seed": Option("int", 0, "seed of the noise and the subsample (added to the run seed)"),
     }
     SEARCH_SPACE = {"lr": (0.003, 0.01, 0.03, 0.1), "steps": (1, 3)}

@@ -99,6 +99,17 @@ def test_instance_unlearning_ascends_the_query_loss():
     assert after[0] > before[0]
 
 
+def test_image_losses_do_not_depend_on_the_batch_size():
+    """The shipped batch (256) is a speed choice only: the same image-timestep losses in any grouping."""
+    unet, abar, timesteps, _, _ = _tiny_setup()
+    images = torch.rand(7, 1, 8, 8) * 2 - 1
+    noise = iu.fixed_noise(list(range(7)), timesteps, 0, (1, 8, 8), iu.NOISE_TAG_TRAIN)
+    whole = iu.per_image_losses(unet, images, noise, timesteps, abar, batch_size=len(images) * len(timesteps))
+    split = iu.per_image_losses(unet, images, noise, timesteps, abar, batch_size=3)
+    np.testing.assert_allclose(split, whole, rtol=1e-6)
+    assert len(np.unique(whole)) == len(images)  # seven different losses, not one broadcast value
+
+
 def test_subsample_and_aggregate():
     group_of = np.repeat(np.arange(3), [5, 2, 4])
     idx = iu.subsample_per_group(group_of, 3, 3, seed=0)
