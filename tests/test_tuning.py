@@ -198,6 +198,23 @@ def test_the_record_tells_a_real_choice_from_a_coin_toss() -> None:
     real = vs_shipped({0: shipped, 1: better}, 1)
     assert real["top1_diff"] == pytest.approx(60 / 350) and real["p_value"] < 0.001 and real["ci_low"] > 0
     assert vs_shipped({0: shipped, 1: better}, 0) is None and vs_shipped({1: better}, 1) is None
+    assert real["p_best_of"] < 0.001 and real["n_alternatives"] == 1
+
+
+def test_the_best_of_many_noisy_settings_pays_for_being_chosen() -> None:
+    """Seven settings as good as the shipped one, each right on its own random queries: the winner looks
+    real on its own (plain p small) but not once the choice among seven is paid for."""
+    from guda_bench.tuning import vs_shipped
+
+    rng = np.random.default_rng(3)
+    hits = {i: (rng.random(350) < 0.5).astype(float) for i in range(8)}
+    gains = {i: hits[i].mean() - hits[0].mean() for i in range(1, 8)}
+    best = max(gains, key=gains.get)
+    rec = vs_shipped(hits, best)
+    assert rec["n_alternatives"] == 7 and rec["top1_diff"] == pytest.approx(gains[best])
+    assert rec["p_value"] < 0.1 and rec["p_best_of"] > 2 * rec["p_value"]
+    lone = vs_shipped({0: hits[0], best: hits[best]}, best)  # the same winner named in advance
+    assert lone["p_best_of"] < rec["p_best_of"]
 
 
 def test_a_tuning_counts_work_its_settings_share_once(tuned: Path) -> None:
