@@ -144,7 +144,7 @@ def vs_shipped(hits: Mapping[int, np.ndarray], best: int | None, n_boot: int = 1
     others = sorted(i for i in hits if i != 0)
     diffs = np.stack([np.asarray(hits[i], dtype=float) - shipped for i in others])  # (settings, queries)
     idx = power.boot_indices(diffs.shape[1], n_boot, seed)
-    boots = diffs[:, idx].mean(2)  # (settings, n_boot), the same resamples for every setting
+    boots = np.stack([d[idx].mean(1) for d in diffs])  # (settings, n_boot), the same resamples for each
     chosen = others.index(best)
     observed = float(diffs[chosen].mean())
     return {"top1_diff": observed, **power.boot_test(boots[chosen]), "n_tune": int(diffs.shape[1]),
