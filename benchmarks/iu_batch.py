@@ -40,6 +40,11 @@ SHIPPED = iu.InstanceConfig().batch_size  # the default the side-by-side jobs co
 LARGEST = max(BATCHES)
 
 
+def speedup(seconds: dict) -> float:
+    """The shipped batch against the largest, from one timing dict keyed by batch size."""
+    return round(seconds[str(LARGEST)] / seconds[str(SHIPPED)], 2)
+
+
 def after_pass(dataset: str, preset: str, cache: str, batches: tuple[int, ...], threads: int,
                repeats: int = 2) -> dict:
     """Seconds of one after-pass (the shipped scored set and grid) per batch size, and its losses' spread."""
@@ -88,10 +93,6 @@ def main() -> None:
             with mp.get_context("spawn").Pool(cores) as pool:
                 side = pool.map(_job, [(dataset, preset, cache, (LARGEST, SHIPPED), 1)] * cores)
             slowest = {str(b): max(s["seconds"][str(b)] for s in side) for b in (LARGEST, SHIPPED)}
-
-            def speedup(seconds: dict) -> float:
-                return round(seconds[str(LARGEST)] / seconds[str(SHIPPED)], 2)
-
             boards[f"{dataset}/{preset}"] = {
                 **one, "side_by_side_seconds": slowest,
                 f"speedup_{SHIPPED}_vs_{LARGEST}": {"one_thread": speedup(one["seconds"]),

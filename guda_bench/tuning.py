@@ -296,8 +296,8 @@ def summary_table(records: list[dict[str, Any]]) -> Any:
         gain = r.get("chosen_vs_shipped")
         table.add_row(r["method"], str(len(sets)), "-" if shipped is None else f"{shipped:.3f}",
                       "-" if best is None else f"{best:.3f}",
-                      "-" if not gain else f"{gain['top1_diff']:+.3f} (p {p_text(gain['p_value'])}"
-                      + (f", {p_text(gain['p_best_of'])})" if "p_best_of" in gain else ")"),
+                      "-" if not gain else f"{gain['top1_diff']:+.3f} (p "
+                      + ", ".join(p_text(gain[k]) for k in ("p_value", "p_best_of") if k in gain) + ")",
                       "shipped" if r.get("chosen_index") == 0 else json.dumps(r.get("chosen")),
                       ", ".join(r.get("at_edge", [])) or "-",
                       f"{r.get('tuning_cost_s', 0):.1f}", r["status"] + (f": {r['reason']}" if r.get("reason") else ""))
