@@ -41,6 +41,16 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def lds_subsets(text: str) -> int | str:
+    """--lds-subsets: a number of random subsets, or 'all' (every non-empty subset once)."""
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number of subsets nor 'all'") from None
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -139,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--truth", default="logo", choices=["logo", "lds"],
                      help="lds: also the group LDS truth (random group subsets, one model each): every row gains "
                           "LDS columns; Top-1 and the rest stay LOGO's (SPEC §10)")
-    run.add_argument("--lds-subsets", type=int, default=32, metavar="M", help="subset models of the LDS truth")
+    run.add_argument("--lds-subsets", type=lds_subsets, default=32, metavar="M",
+                     help="subset models of the LDS truth, or 'all': every non-empty subset of the groups once "
+                          "(2^K - 1 models; for boards of at most 10 groups, where random draws repeat subsets)")
     run.add_argument("--lds-alpha", type=float, default=0.5, help="probability that a subset keeps a group")
     run.add_argument("--lds-seed", type=non_negative_int, default=0, help="seed of the subset draws")
     run.add_argument("--lds-ceiling", action="store_true",
@@ -252,7 +264,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = run_spec(args, command=args.command_line, out=args.out, ceiling_seeds=args.ceiling_seeds,
                     method_timeout=args.method_timeout, method_options=collect_options(args.option), tuned=args.tuned,
                     tuning_dir=args.tuning_dir, truth=args.truth,
-                    lds=LdsConfig(subsets=args.lds_subsets, alpha=args.lds_alpha, seed=args.lds_seed),
+                    lds=LdsConfig(subsets=0 if args.lds_subsets == "all" else args.lds_subsets,
+                                  alpha=args.lds_alpha, seed=args.lds_seed, exhaustive=args.lds_subsets == "all"),
                     lds_ceiling=args.lds_ceiling)
     run(spec)
     print(f"wrote {args.out / 'summary.csv'} and {args.out / 'results.json'}")

@@ -1,10 +1,11 @@
 """Group LDS: the literature's other ground truth (linear datamodeling score at the group level; SPEC §10).
 
-M random subsets of the groups (each kept with probability alpha; seeded) each get a model trained on
-the kept groups only, with LOGO's initial weights and coupled random stream; every query's ELBO loss
-is measured under each subset model with the truth's estimator and grid. A method's additive
-prediction for a subset is the sum of its scores over the kept groups; its group LDS on a query is the
-Spearman correlation over the M subsets between that prediction and minus the measured loss.
+M random subsets of the groups (each kept with probability alpha; seeded), or with few groups every
+non-empty subset once (`--lds-subsets all`: the alpha = 0.5 design's whole population, no repeated draws),
+each get a model trained on the kept groups only, with LOGO's initial weights and coupled random stream;
+every query's ELBO loss is measured under each subset model with the truth's estimator and grid. A
+method's additive prediction for a subset is the sum of its scores over the kept groups; its group LDS on
+a query is the Spearman correlation over the M subsets between that prediction and minus the measured loss.
 
 The subset models and the measured losses are cache entries (`model`, `terms`, and `lds` for the loss
 matrix with its cost), fanned out over the executor and carried in ground-truth bundles. A second set
@@ -21,19 +22,34 @@ from typing import Any
 
 import numpy as np
 
+from guda_bench.config import added_knob
 from guda_bench.errors import BenchError
+
+MAX_EXHAUSTIVE_GROUPS = 10  # every non-empty subset of 10 groups is 1,023 models: past that, draw
 
 
 @dataclass(frozen=True)
 class LdsConfig:
-    """The LDS truth's design: number of subset models, keep probability, subset-draw seed."""
+    """The LDS truth's design: number of subset models, keep probability, subset-draw seed; or `exhaustive`,
+    every non-empty subset once (subsets, alpha and seed then unused). With 4 groups, 16 random draws repeat
+    subsets (seed 10 draws 12 distinct of the 15) and weight the repeats double in the Spearman; the 15
+    subsets themselves are the alpha = 0.5 design's population, each once."""
 
     subsets: int = 32
     alpha: float = 0.5
     seed: int = 0
+    exhaustive: bool = added_knob(False)  # a knob added after LDS truths were published: keys unchanged at False
 
-    def check(self) -> None:
+    def check(self, n_groups: int | None = None) -> None:
         """One-line errors for a design that cannot give an LDS (before anything is trained)."""
+        if self.exhaustive:
+            if n_groups is not None and n_groups < 2:
+                raise BenchError("--lds-subsets all needs at least 2 groups (one group has one non-empty subset)")
+            if n_groups is not None and n_groups > MAX_EXHAUSTIVE_GROUPS:
+                raise BenchError(f"--lds-subsets all trains every non-empty subset of the groups: "
+                                 f"{2 ** n_groups - 1:,} models for {n_groups} groups; give a number of random "
+                                 f"subsets instead (all is for at most {MAX_EXHAUSTIVE_GROUPS} groups)")
+            return
         if not 0.0 < self.alpha < 1.0:
             raise BenchError(f"--lds-alpha must be in (0, 1) (the probability of keeping a group), not {self.alpha}")
         if self.subsets < 2:
@@ -44,11 +60,19 @@ def _draw(n_groups: int, subsets: int, alpha: float, seed: int) -> np.ndarray:
     return np.random.default_rng([seed, 0x1D5]).random((subsets, n_groups)) < alpha
 
 
+def all_subsets(n_groups: int) -> np.ndarray:
+    """[2^K - 1, K] boolean: every non-empty subset of K groups, row m keeping the groups of the bits of m + 1."""
+    codes = np.arange(1, 2 ** n_groups)[:, None]
+    return (codes >> np.arange(n_groups)[None, :]) & 1 == 1
+
+
 def draw_subsets(n_groups: int, cfg: LdsConfig) -> np.ndarray:
-    """[M, K] boolean: which groups each subset keeps (seeded). A subset that keeps no group is an error
-    that names the next seed whose draw has none: with few groups (a 4-target board: 1 in 16 subsets is
-    empty at alpha 0.5) a user should not have to search for one."""
-    cfg.check()
+    """[M, K] boolean: which groups each subset keeps (seeded, or all of them for `exhaustive`). A subset
+    that keeps no group is an error that names the next seed whose draw has none: with few groups (a
+    4-target board: 1 in 16 subsets is empty at alpha 0.5) a user should not have to search for one."""
+    cfg.check(n_groups)
+    if cfg.exhaustive:
+        return all_subsets(n_groups)
     kept = _draw(n_groups, cfg.subsets, cfg.alpha, cfg.seed)
     empty = np.flatnonzero(~kept.any(1))
     if empty.size:

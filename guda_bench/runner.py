@@ -366,7 +366,8 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
     if spec.truth == "lds":
         with ctx.stage() as lds_stage:
             lds = lds_truth(ctx, spec.lds)
-        results["run"]["lds"] = {"subsets": spec.lds.subsets, "alpha": spec.lds.alpha, "seed": spec.lds.seed}
+        results["run"]["lds"] = ({"subsets": "all", "n_subsets": len(lds.kept)} if spec.lds.exhaustive else
+                                 {"subsets": spec.lds.subsets, "alpha": spec.lds.alpha, "seed": spec.lds.seed})
         results["truth"]["lds"] = {"cost_s": lds_stage["cost_s"], "kept": lds.kept.astype(int).tolist(),
                                    "size_spearman": size_share(lds.kept, lds.losses[ctx.splits["test"]])}
         results["truth"]["artefacts"]["lds"] = [lds.key]

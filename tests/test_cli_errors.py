@@ -69,6 +69,7 @@ def test_unwritable_output_folder(tmp_path: Path, capsys: pytest.CaptureFixture[
     (["--seed", "abc"], "not an integer"),
     (["--ceiling-seeds", "0"], "--ceiling-seeds"),
     (["--device", "tpu"], "tpu"),
+    (["--truth", "lds", "--lds-subsets", "many"], "neither a number of subsets nor 'all'"),
 ])
 def test_argparse_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str],
                                 needle: str) -> None:

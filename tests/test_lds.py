@@ -14,7 +14,7 @@ from scipy.stats import spearmanr
 from guda_bench import leaderboard as lb
 from guda_bench.cli import main
 from guda_bench.errors import BenchError
-from guda_bench.lds import LdsConfig, draw_subsets, lds_truth, per_query_lds, size_share
+from guda_bench.lds import LdsConfig, all_subsets, draw_subsets, lds_truth, per_query_lds, size_share
 from tests.test_cli_errors import assert_nothing_trained, base_args, one_error_line
 from tests.test_executor import InlineParallel
 from tests.tiny_dataset import NAME, register
@@ -52,6 +52,26 @@ def test_an_empty_subset_names_the_next_seed_that_draws_none() -> None:
     for earlier in range(1, seed):  # it is the next one, not just any
         with pytest.raises(BenchError):
             draw_subsets(4, LdsConfig(subsets=16, alpha=0.5, seed=earlier))
+
+
+def test_all_subsets_is_every_non_empty_subset_once_and_leaves_published_keys_alone() -> None:
+    """With 4 groups (style-canvas's targets), 16 random draws repeat subsets and weight the repeats double;
+    `--lds-subsets all` trains each of the 15 once. The knob joins the config's hash only when set, so the
+    published LDS truths (random designs) keep their keys."""
+    from guda_bench.config import canonical_hash
+
+    every = draw_subsets(4, LdsConfig(exhaustive=True))
+    assert every.shape == (15, 4) and every.any(1).all() and len({tuple(r) for r in every.tolist()}) == 15
+    assert len({tuple(r) for r in draw_subsets(4, LdsConfig(subsets=16, seed=10)).tolist()}) < 15
+    assert np.array_equal(every, all_subsets(4)) and all_subsets(2).tolist() == [[True, False], [False, True],
+                                                                               [True, True]]
+    assert canonical_hash(LdsConfig(subsets=16, seed=10)) == canonical_hash({"alpha": 0.5, "seed": 10,
+                                                                            "subsets": 16})
+    assert canonical_hash(LdsConfig(exhaustive=True)) != canonical_hash(LdsConfig())
+    with pytest.raises(BenchError, match="2,047 models for 11 groups"):
+        draw_subsets(11, LdsConfig(exhaustive=True))
+    with pytest.raises(BenchError, match="at least 2 groups"):
+        draw_subsets(1, LdsConfig(exhaustive=True))
 
 
 def test_per_query_lds_is_spearman_of_the_additive_prediction_and_minus_the_loss() -> None:
@@ -143,6 +163,15 @@ def test_lds_run_end_to_end_with_its_ceiling(tmp_path) -> None:
     again = pd.read_csv(tmp_path / "again" / "summary.csv").set_index("method")
     assert again.loc["pixel-nn", "lds"] == pytest.approx(pd.read_csv(out / "summary.csv").set_index("method")
                                                          .loc["pixel-nn", "lds"])
+    # every non-empty subset once (--lds-subsets all: 7 of 3 groups) reuses the random draws' subset models
+    before = {p.name for p in (cache / "model").iterdir()}
+    assert main([*args[:-5], "--lds-subsets", "all", "--ceiling-seeds", "2", "--out", str(tmp_path / "all")]) == 0
+    every = json.loads((tmp_path / "all" / "results.json").read_text())
+    assert every["run"]["lds"] == {"subsets": "all", "n_subsets": 7}
+    assert np.array_equal(np.asarray(every["truth"]["lds"]["kept"], dtype=bool), all_subsets(3))
+    drawn = {tuple(r) for r in np.asarray(res["truth"]["lds"]["kept"], dtype=bool).tolist()}
+    new_models = {p.name for p in (cache / "model").iterdir()} - before
+    assert len(new_models) <= 7 - len(drawn) and every["truth"]["artefacts"]["lds"][0] not in keys
 
 
 def test_subset_models_fan_out_over_the_executor(tmp_path) -> None:
