@@ -129,6 +129,10 @@ def board_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         # how far the choice beat the shipped setting on the tuning queries (None: shipped kept, or an older record)
         gain = tuning.get("chosen_vs_shipped") or {}
         row["tuning_split_gain"], row["tuning_split_p"] = gain.get("top1_diff"), gain.get("p_value")
+        # the same test paying for the choice among every setting that ran (records since 2026-12-06)
+        row["tuning_split_p_best_of"] = gain.get("p_best_of")
+        n_alt = gain.get("n_alternatives")
+        row["tuning_split_settings"] = n_alt + 1 if isinstance(n_alt, int) else None
         row.update(common)
         rows.append(row)
     return rows

@@ -239,7 +239,10 @@ def tuning_line(board: pd.DataFrame, pair_rows: pd.DataFrame | None, untuned: li
         edge = getattr(row, "tuning_at_edge", "")
         edge = f", {edge.replace(',', '/')} at grid edge" if isinstance(edge, str) and edge else ""
         gain, p = getattr(row, "tuning_split_gain", None), getattr(row, "tuning_split_p", None)
-        split = (f", tuning split {gain:+.3f} p {p_text(p)}"
+        p_best, n_settings = getattr(row, "tuning_split_p_best_of", None), getattr(row, "tuning_split_settings", None)
+        best_of = (f", best-of-{int(n_settings)} p {p_text(p_best)}"
+                   if _finite(p_best) and _finite(n_settings) else "")
+        split = (f", tuning split {gain:+.3f} p {p_text(p)}{best_of}"
                  if _finite(gain) and _finite(p) else "")
         parts.append(f"{name} {before:.3f}->{after:.3f} ({after - before:+.3f}{mark}{split}{edge})")
     missing = f"not tuned: {', '.join(untuned)}" if untuned else ""

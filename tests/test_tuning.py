@@ -472,7 +472,11 @@ def test_the_tuning_line_shows_the_tuning_splits_own_evidence_for_each_choice() 
          "tuning": {"budget": 8, "at_edge": [], "chosen_vs_shipped": None}},
         {"method": "guda", "kind": "method", "status": "ok", "metrics": {"top1": {"mean": 0.05}}},
         {"method": "guda@tuned", "kind": "method", "status": "ok", "metrics": {"top1": {"mean": 0.12}},
-         "tuning": {"budget": 8, "at_edge": [], "chosen_vs_shipped": {"top1_diff": 0.071, "p_value": 0.0}}}]}
+         "tuning": {"budget": 8, "at_edge": [], "chosen_vs_shipped": {"top1_diff": 0.071, "p_value": 0.0}}},
+        {"method": "das", "kind": "method", "status": "ok", "metrics": {"top1": {"mean": 0.547}}},
+        {"method": "das@tuned", "kind": "method", "status": "ok", "metrics": {"top1": {"mean": 0.524}},
+         "tuning": {"budget": 8, "at_edge": [], "chosen_vs_shipped": {
+             "top1_diff": 0.0429, "p_value": 0.0212, "p_best_of": 0.0634, "n_alternatives": 7}}}]}
     board = pd.DataFrame(lb.board_rows(results))
     tuned = board.set_index("method")
     assert tuned.loc["iu@tuned", "tuning_split_gain"] == pytest.approx(0.0057)
@@ -481,6 +485,10 @@ def test_the_tuning_line_shows_the_tuning_splits_own_evidence_for_each_choice() 
     line = power.tuning_line(board, None)
     assert "iu 0.603->0.558 (-0.045, tuning split +0.006 p 0.84, lr at grid edge)" in line
     assert "trak 0.500->0.520 (+0.020)" in line and "guda 0.050->0.120 (+0.070, tuning split +0.071 p < 0.01)" in line
+    # a record that also paid for the choice among the settings that ran shows it (p_best_of)
+    assert "das 0.547->0.524 (-0.023, tuning split +0.043 p 0.02, best-of-8 p 0.06)" in line
+    assert tuned.loc["das@tuned", "tuning_split_settings"] == 8
+    assert pd.isna(tuned.loc["iu@tuned", "tuning_split_p_best_of"])
 
 
 def test_a_record_carries_the_evidence_for_a_non_shipped_choice(tmp_path: Path,
