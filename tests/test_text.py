@@ -188,3 +188,32 @@ def test_instance_unlearning_on_text_models_moves_only_cross_attention_kv(text):
     iu.unlearn_query(unet, images[0], torch.randn(2, 1, 8, 8), steps, abar, fisher, 0.1, 1, 6, cond=hidden[0])
     changed = {k for k, v in unet.state_dict().items() if not torch.equal(v, before[k])}
     assert changed and changed <= set(names)
+
+
+def test_prompt_text_ranks_a_float_rounding_tie_by_a_seeded_coin_not_by_the_cpu() -> None:
+    """Two-style prompts name two styles equally: their cosines differ by float32 rounding only (1e-10 to
+    7e-8 on style-canvas), which another CPU rounds the other way. Near ties (<= 1e-6 apart) become one tie
+    ordered by a seeded coin, so the ranking is the same whichever way the rounding went; scores further
+    apart keep their order."""
+    from guda_bench.methods.prompt_text import NEAR_TIE, break_near_ties
+
+    rng = np.random.default_rng(0)
+    pair = rng.integers(0, 4, size=(400, 2))
+    pair = pair[pair[:, 0] != pair[:, 1]]
+    base = rng.uniform(0.2, 0.8, size=(len(pair), 4))
+    rows = np.arange(len(pair))
+    base[rows, pair[:, 0]] = base[rows, pair[:, 1]] = 0.95  # the two named styles, well above the rest
+    noise = rng.uniform(1e-10, 7e-8, size=len(pair))
+    one_cpu, other_cpu = base.copy(), base.copy()
+    one_cpu[rows, pair[:, 0]] += noise  # one machine's rounding favours the first named style ...
+    other_cpu[rows, pair[:, 1]] += noise  # ... another's the second
+    a = break_near_ties(one_cpu, np.random.default_rng(7))
+    b = break_near_ties(other_cpu, np.random.default_rng(7))
+    assert np.array_equal(a.argsort(1), b.argsort(1))  # the same ranking on both machines
+    first = a.argmax(1)
+    assert ((first == pair[:, 0]) | (first == pair[:, 1])).all()  # one of the two named styles
+    assert 0.4 < np.mean(first == pair[:, 0]) < 0.6  # a coin: the first named wins about half the time
+    assert np.array_equal(np.argsort(-a, 1)[:, 2:], np.argsort(-base, 1, kind="stable")[:, 2:])  # the rest: kept
+    assert np.abs(a - one_cpu).max() < NEAR_TIE  # scores move by less than the tie width
+    clear = np.array([[0.9, 0.9 - 2 * NEAR_TIE, 0.1]])  # further apart than the tie width: the order stands
+    assert break_near_ties(clear, np.random.default_rng(1)).argmax(1).tolist() == [0]
