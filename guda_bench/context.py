@@ -122,8 +122,12 @@ class Context:
 
         Cost is the driver's own seconds plus the recorded cost of every cache entry it read, each entry once.
         The driver's seconds exclude its waits on executor tasks (`waited_s`): a task's work is charged when the
-        driver reads the entry it built, so counting the wait as well would charge that work twice."""
-        record: dict = {"wall_s": 0.0, "cached_cost_s": 0.0, "used": {}}
+        driver reads the entry it built, so counting the wait as well would charge that work twice.
+
+        `machines`: {machine: seconds} of that cost, by where it was measured: the driver's own seconds here,
+        each cached entry's on the machine its manifest names (a bundle's, or an older cache's, may be another
+        CPU: a cost read from there was not measured here)."""
+        record: dict = {"wall_s": 0.0, "cached_cost_s": 0.0, "used": {}, "cached_machines": {}}
         outer, self._stage = self._stage, record
         outer_depth, self._depth = self._depth, 0
         t0, waited0 = time.perf_counter(), self.waited_s
@@ -132,7 +136,9 @@ class Context:
         finally:
             record["wall_s"] = time.perf_counter() - t0
             record["waited_s"] = self.waited_s - waited0
-            record["cost_s"] = record["wall_s"] - record["waited_s"] + record["cached_cost_s"]
+            own = record["wall_s"] - record["waited_s"]
+            record["cost_s"] = own + record["cached_cost_s"]
+            record["machines"] = add_seconds(dict(record["cached_machines"]), self.machine, own)
             self._stage, self._depth = outer, outer_depth
 
     def charge_built(self, art: Artefact, inner: dict) -> None:
@@ -140,6 +146,8 @@ class Context:
         that stage read (the stage's wall already holds the build's own seconds)."""
         if art.built and self._stage is not None:
             self._stage["cached_cost_s"] += inner.get("cached_cost_s", 0.0)
+            for machine, seconds in inner.get("cached_machines", {}).items():
+                add_seconds(self._stage["cached_machines"], machine, seconds)
 
     def keyed_spec(self, spec: dict) -> dict:
         """The spec an artefact is stored under: a non-fp32 build is keyed apart from fp32."""
@@ -173,6 +181,8 @@ class Context:
             if not art.built:
                 if art.key not in self._stage["used"]:  # read twice in one stage (e.g. a repeated LDS subset)
                     self._stage["cached_cost_s"] += art.cost_s
+                    add_seconds(self._stage["cached_machines"], art.manifest.get("machine") or "unrecorded",
+                                art.cost_s)
                 self._stage["used"][art.key] = art.cost_s
             elif depth == 0:  # built by this stage (an artefact built inside another is part of that one's cost)
                 self._stage["used"][art.key] = art.cost_s
@@ -478,3 +488,10 @@ class Context:
 
     def log(self, msg: str) -> None:
         progress.log(msg)
+
+
+def add_seconds(machines: dict[str, float], machine: str, seconds: float) -> dict[str, float]:
+    """machines[machine] += seconds (a stage's cost by the machine that measured it); returns machines."""
+    if seconds > 0:
+        machines[machine] = machines.get(machine, 0.0) + seconds
+    return machines

@@ -119,6 +119,7 @@ def board_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                 row[m if part == "mean" else f"{m}_{part}"] = stats.get(part)
         for t in TIMING:
             row[t] = r.get(t)
+        row["cost_machine"], row["cost_machine_share"] = main_machine(r.get("cost_machines"))
         row["reason"] = home_relative(r.get("reason", ""))
         row["settings"] = json.dumps(r.get("settings", {}), sort_keys=True) if r.get("settings") else ""
         tuning = r.get("tuning") or {}
@@ -385,6 +386,15 @@ def board_power(board_path: Path, board: pd.DataFrame) -> str:
     return line
 
 
+def main_machine(seconds: dict[str, float] | None) -> tuple[str | None, float | None]:
+    """(the machine that measured the largest share of a row's cost, that share); (None, None) for a row from a
+    run that did not record it, whose costs were all measured where the run ran (its `machine`)."""
+    if not seconds or sum(seconds.values()) <= 0:
+        return None, None
+    machine = max(seconds, key=lambda m: seconds[m])
+    return machine, seconds[machine] / sum(seconds.values())
+
+
 def cost_machines(board: pd.DataFrame) -> str | None:
     """One line: which machines measured the board's costs, and LOGO's (what every speedup divides). Costs
     differ 2x or more between machines, so a speedup is only a ratio of like with like where both agree."""
@@ -395,9 +405,16 @@ def cost_machines(board: pd.DataFrame) -> str | None:
         values = rows[column] if column in rows else pd.Series(None, index=rows.index, dtype=object)
         return values.astype(object).where(values.notna(), "").astype(str).replace("", "unrecorded")
 
-    machines, logo = named("machine"), named("logo_machine")
+    # a row's cost was measured where its cached work was built (cost_machine), which a run from a bundle or
+    # an older cache need not be the machine it ran on (machine); rows from before cost_machine: machine
+    run_machine, machines, logo = named("machine"), named("cost_machine"), named("logo_machine")
+    machines = machines.where(machines != "unrecorded", run_machine)
     counts = ", ".join(f"{m} ({n} rows)" for m, n in machines.value_counts().items())
     line = f"costs measured on: {counts}; LOGO's cost, which speedups divide: {', '.join(sorted(set(logo)))}"
+    if "cost_machine_share" in rows:
+        mixed = int((pd.to_numeric(rows["cost_machine_share"], errors="coerce") < 0.95).sum())
+        if mixed:
+            line += f"; {mixed} rows' costs were measured on more than one machine (counted under the larger share)"
     if len((set(machines) | set(logo)) - {"unrecorded"}) > 1:
         line += " (more than one machine: compare speedups only between rows measured on the same one)"
     return line

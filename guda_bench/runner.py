@@ -27,7 +27,7 @@ from guda_bench import metrics, progress
 from guda_bench.base_model import ENV_BASE_MODEL, BaseModel
 from guda_bench.benchmark import Benchmark
 from guda_bench.config import canonical_hash
-from guda_bench.context import Context, gold_of
+from guda_bench.context import Context, add_seconds, gold_of
 from guda_bench.errors import BenchError, Unavailable
 from guda_bench.executor import make_executor
 from guda_bench.groupings import apply_grouping, parse_grouping, recorded_grouping
@@ -438,8 +438,12 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
                 with ctx.stage() as sc:
                     scores = validate_scores(method.score(ctx), shape)
             cost = prep["cost_s"] + sc["cost_s"]
+            cost_machines = dict(prep["machines"])
+            for machine, seconds in sc["machines"].items():
+                add_seconds(cost_machines, machine, seconds)
             row.update(status="ok", metrics=summarize(scores), prepare_s=prep["wall_s"], score_s=sc["wall_s"],
                        prepare_cost_s=prep["cost_s"], score_cost_s=sc["cost_s"], cost_s=cost,
+                       cost_machines=cost_machines,
                        speedup=logo_stage["cost_s"] / cost if cost > 0 else None,
                        settings=method.describe_settings(),
                        tune_top1=float(metrics.per_query_metrics(scores[ctx.splits["tune"]],

@@ -266,3 +266,35 @@ def _recording(get_or_build, built: list):
         return art
 
     return wrapped
+
+
+def test_a_stage_splits_its_cost_by_the_machine_that_measured_it(tmp_path):
+    """A cost read from a cache entry was measured where the entry was built (its manifest's machine: a
+    bundle's, or an older cache's, may be another CPU); the driver's own seconds were measured here."""
+    import json
+    import time
+
+    from guda_bench.context import Context
+    from guda_bench.registry import DATASETS
+    from guda_bench.store import Store
+
+    register()
+    adapter = DATASETS.entry(NAME).create({})
+    ctx = Context(adapter.load(adapter.preset("tiny")), Store(tmp_path / "cache"))
+
+    def build(folder):
+        time.sleep(0.05)
+        (folder / "x.txt").write_text("x")
+
+    with ctx.stage() as first:
+        art = ctx.fetch("features-train", {"probe": 1}, build)
+    assert set(first["machines"]) == {ctx.machine} and first["machines"][ctx.machine] >= 0.05
+    manifest = json.loads((art.path / "manifest.json").read_text())
+    assert manifest["machine"] == ctx.machine
+    (art.path / "manifest.json").write_text(json.dumps({**manifest, "machine": "Other CPU, 2 cores"}))
+    with ctx.stage() as again:  # the same entry, cached, as a bundle from another machine would hold it
+        ctx.fetch("features-train", {"probe": 1}, build)
+        ctx.fetch("features-train", {"probe": 1}, build)  # read twice: charged once
+    assert again["machines"]["Other CPU, 2 cores"] == pytest.approx(art.cost_s)
+    assert sum(again["machines"].values()) == pytest.approx(again["cost_s"])
+    assert again["machines"].get(ctx.machine, 0.0) < art.cost_s  # only the driver's own reading time is here's

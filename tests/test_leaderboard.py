@@ -271,6 +271,25 @@ def test_the_cost_line_names_the_machines_and_warns_when_speedups_divide_across_
     assert cost_machines(old) == ("costs measured on: unrecorded (3 rows); LOGO's cost, which speedups divide: "
                                   "unrecorded")
     assert cost_machines(board.assign(status="failed")) is None
+    # a row scored on EPYC from cached work built on the Xeon (a bundle, an older cache) counts as the Xeon's
+    rerun = board.assign(machine=[None, "EPYC, 2 cores", "EPYC, 2 cores", "EPYC, 2 cores"],
+                         cost_machine=[None, "Xeon, 2 cores", "Xeon, 2 cores", None],
+                         cost_machine_share=[None, 1.0, 0.9, None])
+    line = cost_machines(rerun)
+    assert "Xeon, 2 cores (2 rows), EPYC, 2 cores (1 rows)" in line
+    assert "1 rows' costs were measured on more than one machine" in line
+
+
+def test_board_rows_name_the_machine_that_measured_most_of_each_rows_cost():
+    from guda_bench import leaderboard as lb
+
+    results = {"run": {}, "provenance": {"machine": "EPYC, 2 cores"}, "rows": [
+        {"method": "a", "kind": "method", "status": "ok", "cost_s": 100.0,
+         "cost_machines": {"Xeon, 2 cores": 90.0, "EPYC, 2 cores": 10.0}},
+        {"method": "b", "kind": "method", "status": "ok", "cost_s": 1.0}]}  # a run from before cost_machines
+    rows = {r["method"]: r for r in lb.board_rows(results)}
+    assert (rows["a"]["cost_machine"], rows["a"]["cost_machine_share"]) == ("Xeon, 2 cores", pytest.approx(0.9))
+    assert rows["b"]["cost_machine"] is None and rows["b"]["machine"] == "EPYC, 2 cores"
 
 
 def test_lds_pairs_cover_only_rows_scored_against_lds_and_rank_the_top_five_by_lds():
