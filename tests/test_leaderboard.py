@@ -477,3 +477,20 @@ def test_replace_starts_a_board_afresh_from_one_run_and_drops_a_stale_truth_bund
     bundle.write_bytes(b"this truth")  # replacing with a run of the board's own truth keeps its bundle
     assert main(["leaderboard", "publish", str(rebuilt), "--dir", str(board_dir), "--no-plots", "--replace"]) == 0
     assert bundle.read_bytes() == b"this truth"
+
+
+def test_a_pairs_matrix_needs_three_rows(tmp_path):
+    """Two rows with per-query LDS (a re-run row and the ceiling on a board whose older rows lack it) are one
+    pair, which pairs.csv holds; the who-beats-whom matrix starts at three rows."""
+    from guda_bench.power import pairs, pairs_plot
+
+    rng = np.random.default_rng(0)
+    frame = pd.concat([pd.DataFrame({"method": m, "query": np.arange(200), "top1": (rng.random(200) < p) * 1.0,
+                                     "ndcg@3": 0.5}) for m, p in (("a", 0.8), ("b", 0.5), ("c", 0.2))],
+                      ignore_index=True)
+    two = pairs(frame[frame.method != "c"], ["a", "b"], n_boot=200)
+    pairs_plot(two, ["a", "b"], tmp_path / "two.png")
+    assert not (tmp_path / "two.png").exists() and len(two[two.metric == "top1"]) == 1
+    three = pairs(frame, ["a", "b", "c"], n_boot=200)
+    pairs_plot(three, ["a", "b", "c"], tmp_path / "three.png")
+    assert (tmp_path / "three.png").stat().st_size > 0
