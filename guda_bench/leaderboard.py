@@ -109,6 +109,8 @@ def board_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                                             "diffusers", "python")})
     if "logo_machine" in results.get("truth", {}):  # the speedups' denominator: LOGO's cost, measured there
         common["logo_machine"] = results["truth"]["logo_machine"]
+    if design := lds_design(run.get("lds")):  # which subsets the row's LDS is over (boards differ: 15, 16, 32)
+        common["lds_design"] = design
     rows = []
     for r in results["rows"]:
         row: dict[str, Any] = {"method": r["method"], "kind": r["kind"], "status": r["status"],
@@ -375,7 +377,9 @@ def board_power(board_path: Path, board: pd.DataFrame) -> str:
         line += f"\n{lds_line}"
     if above := lds_above_ceiling(board):
         ceiling, names = above
-        line += (f"\ngroup LDS noise ceiling {ceiling:.3f}; rows whose LDS CI lies above the ceiling's: "
+        designs = board.loc[board["kind"] == "ceiling", "lds_design"].dropna() if "lds_design" in board else []
+        design = f" over {designs.iloc[0]}" if len(designs) else ""
+        line += (f"\ngroup LDS noise ceiling {ceiling:.3f}{design}; rows whose LDS CI lies above the ceiling's: "
                  f"{', '.join(names) or 'none'}")
     if costs := cost_machines(board):
         line += f"\n{costs}"
@@ -384,6 +388,16 @@ def board_power(board_path: Path, board: pd.DataFrame) -> str:
     if drawn := board_draws_line(board_path, board):
         line += f"\n{drawn}"
     return line
+
+
+def lds_design(recorded: dict[str, Any] | None) -> str | None:
+    """The LDS truth's design in words, from a run's `run.lds` (None for a run without --truth lds)."""
+    if not recorded:
+        return None
+    if recorded.get("subsets") == "all":
+        return f"every non-empty subset of the groups ({recorded.get('n_subsets')} subset models)"
+    return (f"{recorded.get('subsets')} random subsets (alpha {recorded.get('alpha')}, seed {recorded.get('seed')}; "
+            f"repeats possible)")
 
 
 def main_machine(seconds: dict[str, float] | None) -> tuple[str | None, float | None]:

@@ -132,8 +132,13 @@ def test_lds_run_end_to_end_with_its_ceiling(tmp_path) -> None:
     compared = {r["metric"]: r for r in lb.compare(out, None, "pixel-nn", "random", n_boot=200)["rows"]}
     assert compared["lds"]["mean_a"] == pytest.approx(rows["pixel-nn"]["metrics"]["lds"]["mean"])
     assert compared["lds"]["mean_b"] == pytest.approx(rows["random"]["metrics"]["lds"]["mean"])
-    assert "group LDS power: method pairs separated" in lb.board_power(boards / f"{NAME}.csv",
-                                                                      pd.read_csv(boards / f"{NAME}.csv"))
+    shown = lb.board_power(boards / f"{NAME}.csv", pd.read_csv(boards / f"{NAME}.csv"))
+    assert "group LDS power: method pairs separated" in shown
+    # the board says which subsets its LDS is over (boards differ: 15 exhaustive, 16 or 32 drawn)
+    assert "group LDS noise ceiling" in shown and "over 4 random subsets (alpha 0.5, seed 0; repeats possible)" in shown
+    assert lb.lds_design({"subsets": "all", "n_subsets": 15}) == ("every non-empty subset of the groups "
+                                                                  "(15 subset models)")
+    assert lb.lds_design(None) is None
     # warm rerun: every subset model and both loss matrices come from the cache
     stamp = {p.name for p in cache.rglob("*") if p.is_dir()}
     assert main(args) == 0
