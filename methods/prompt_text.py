@@ -47,7 +47,7 @@ class PromptText(Method):
 # prompts' states, and where the encoder normalises its states (style-canvas) its cosines to the two named
 # styles' own captions are equal but for that rounding (gaps 1e-10 to 7e-8 on all 1,400 two-style queries of
 # style-canvas-pretrained, against at least 2e-3 to the next style), so which one ranked first was the CPU's
-# float rounding: 15 of 1,400 queries flipped between an Intel and an AMD machine.
+# float rounding: 15 of the board's 1,050 test queries flipped between an Intel and an AMD machine.
 NEAR_TIE = 1e-6
 
 
