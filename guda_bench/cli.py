@@ -205,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     draws.add_argument("--write", action="store_true",
                        help="write <board>-draws.json, -draws.csv and -draws-pairs.csv beside the published board "
                             "(which must be one of the draws); `leaderboard show` then prints the draws line")
+    draws.add_argument("--stored", action="store_true",
+                       help="also the draws an earlier --write stored beside the board (its rows and per-query "
+                            "metrics): a new draw joins them without their runs")
     draws.add_argument("--n-boot", type=positive_int, default=10_000)
     cmp_ = board.add_parser("compare", help="paired bootstrap: two runs (one method) or two methods (one run)")
     cmp_.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR", help="one or two run folders")
@@ -445,6 +448,12 @@ def _draws(args: argparse.Namespace) -> int:
     from guda_bench import draws as dr
 
     loaded = [dr.load_draw(s, args.dir) for s in args.sources]
+    if args.stored:
+        boards = [i for i, d in enumerate(loaded) if d.path is not None]
+        if not boards:
+            raise BenchError("--stored adds the draws stored beside a published board: name the board among the "
+                             "draws")
+        loaded[boards[0] + 1:boards[0] + 1] = dr.stored_draws(loaded[boards[0]].path)
     result = dr.compare(loaded, n_boot=args.n_boot)
     print(dr.top1_table(result))
     print(result["summary"]["line"])
@@ -453,7 +462,7 @@ def _draws(args: argparse.Namespace) -> int:
         if not published:
             raise BenchError(f"--write puts the draws beside the published board: name it among the draws "
                              f"(e.g. `{result['board']}`)")
-        for p in dr.write(result, published[0], args.command_line):
+        for p in dr.write(result, loaded, published[0], args.command_line):
             print(f"wrote {p}")
     return 0
 

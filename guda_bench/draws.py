@@ -35,6 +35,9 @@ from guda_bench.errors import BenchError
 
 REPLICATED, ONE_DRAW, REVERSED, NEVER = "replicated", "some draws", "reversed", "none"
 META = ("seed", "truth_hash", "n_test", "git_commit", "machine", "command")
+# what a stored draw keeps of its board frame (<board>-draws.json) and of its per-query metrics
+# (<board>-draws-per-query.csv.gz): enough to compare it again once its run folders are gone
+STORED_COLUMNS = ("method", "kind", "status", "family", "tuned", "top1", "ndcg@3", "top1_ci_low", "top1_ci_high")
 
 
 @dataclass
@@ -111,6 +114,31 @@ def from_runs(run_dirs: list[Path]) -> Draw:
         draw = from_board(str(path), Path(scratch))
     draw.label, draw.path = Path(run_dirs[0]).name, None
     return draw
+
+
+def stored_draws(board_path: Path) -> list[Draw]:
+    """The draws an earlier `draws --write` stored beside a board, other than the board itself: their rows and
+    per-query metrics, so a new draw can join them without their runs (which may be gone)."""
+    from guda_bench.leaderboard import read_board, sibling
+
+    path, per_query_path = sibling(board_path, "draws.json"), sibling(board_path, "draws-per-query.csv.gz")
+    if not path.exists():
+        raise BenchError(f"{board_path.stem} has no draws file ({path.name}): there are no stored draws to add")
+    saved = json.loads(path.read_text())
+    _, board = read_board(str(board_path), board_path.parent)
+    if str(saved["draws"][0].get("truth_hash")) not in {str(t) for t in board["truth_hash"].dropna()}:
+        raise BenchError(f"{path.name} is of an older truth of {board_path.stem}: its draws are not this board's")
+    others = saved["draws"][1:]
+    if not per_query_path.exists() or any("rows" not in d for d in others):
+        raise BenchError(f"{path.name} stores no per-query metrics of its draws (written before draws were "
+                         f"stored): rerun its draws' runs and name them")
+    per_query = pd.read_csv(per_query_path)
+    out = []
+    for d in others:
+        label = d["label"]
+        pq = per_query[per_query["draw"] == label].drop(columns="draw").reset_index(drop=True)
+        out.append(Draw(label, saved["board"], pd.DataFrame(d["rows"]), pq, {k: d.get(k) for k in META}))
+    return out
 
 
 def load_draw(source: str, board_dir: Path) -> Draw:
@@ -346,20 +374,36 @@ def top1_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write(result: dict[str, Any], board_path: Path, command: str | None = None) -> list[Path]:
+def write(result: dict[str, Any], draws: list[Draw], board_path: Path, command: str | None = None) -> list[Path]:
     """<board>-draws.json (draws, summary, and what wrote it: command, commit), -draws.csv (rows per draw),
-    -draws-pairs.csv (pairs per draw)."""
+    -draws-pairs.csv (pairs per draw), and -draws-per-query.csv.gz: every draw but the board stored (its rows
+    in the JSON, its per-query metrics there), so a later draw joins them with `draws --stored`."""
     from guda_bench import __version__
     from guda_bench.leaderboard import clean_command, sibling
     from guda_bench.provenance import git_state
-    from guda_bench.store import atomic_write_text
+    from guda_bench.store import atomic_write_bytes, atomic_write_text
 
     written_by = {"command": clean_command(command), "guda_bench": __version__, **git_state(),
                   "n_boot": result["n_boot"]}  # the tree's state before these files change it
-    paths = [sibling(board_path, suffix) for suffix in ("draws.json", "draws.csv", "draws-pairs.csv")]
+    paths = [sibling(board_path, suffix) for suffix in ("draws.json", "draws.csv", "draws-pairs.csv",
+                                                        "draws-per-query.csv.gz")]
+    entries, per_query = [], []
+    for entry, d in zip(result["draws"], draws, strict=True):
+        if d.path is not None and d.path.resolve() == board_path.resolve():
+            entries.append(entry)  # the board: its own files hold its rows and per-query metrics
+            continue
+        cols = [c for c in STORED_COLUMNS if c in d.rows]
+        entries.append({**entry, "rows": [{k: _plain(v) for k, v in r.items()}
+                                          for r in d.rows[cols].to_dict("records")]})
+        pq = d.per_query[["method", "query", *power.PAIR_METRICS]]
+        per_query.append(pq.assign(draw=d.label)[["draw", "method", "query", *power.PAIR_METRICS]])
+    frame = pd.concat(per_query, ignore_index=True) if per_query else \
+        pd.DataFrame(columns=["draw", "method", "query", *power.PAIR_METRICS])
     atomic_write_text(paths[1], result["rows"].to_csv(index=False, float_format="%.6g"))
     atomic_write_text(paths[2], result["pairs"].to_csv(index=False, float_format="%.6g"))
-    atomic_write_text(paths[0], json.dumps({"board": result["board"], "draws": result["draws"],
+    atomic_write_bytes(paths[3], lambda tmp: frame.to_csv(tmp, index=False, float_format="%.6g",
+                                                          compression={"method": "gzip", "mtime": 0}))
+    atomic_write_text(paths[0], json.dumps({"board": result["board"], "draws": entries,
                                             **result["summary"], "written_by": written_by}, indent=1) + "\n")
     return paths
 

@@ -228,7 +228,7 @@ PUBLISHED = (".csv", "-per-group.csv", "-per-query.csv", "-pairs.csv", "-pairs.p
              "-pareto.png", "-queries.png")
 # files written beside a board by `leaderboard draws --write`: they describe the board as it was (its rows, its
 # truth), so a replaced board drops them
-DRAWS = ("-draws.json", "-draws.csv", "-draws-pairs.csv")
+DRAWS = ("-draws.json", "-draws.csv", "-draws-pairs.csv", "-draws-per-query.csv.gz")
 
 
 def replace_board(run_dir: Path, board_dir: Path, plots: bool = True) -> tuple[Path, Path | None]:

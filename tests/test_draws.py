@@ -67,7 +67,7 @@ def seeds(tmp_path_factory):
     root = tmp_path_factory.mktemp("draws")
     base = ["run", "--dataset", NAME, "--preset", "tiny", "--cache", str(root / "cache"), "--quiet",
             "--ceiling-seeds", "2", "--method", "logo,pixel-cosine,pixel-nn,random"]
-    for seed in (0, 1):
+    for seed in (0, 1, 2):
         assert main([*base, "--seed", str(seed), "--out", str(root / f"seed{seed}")]) == 0
     more = [*base[:-1], "pixel-kde,random", "--seed", "1", "--out", str(root / "seed1-more")]  # the same models
     assert main(more) == 0
@@ -208,3 +208,57 @@ def test_runs_of_one_draw_join_with_plus_and_must_share_its_truth(seeds, capsys)
     assert main(["leaderboard", "draws", NAME, f"{seeds / 'seed1'}+{seeds / 'seed1-more'}", "--dir", str(boards),
                  "--n-boot", "100"]) == 0
     assert "pixel-kde" not in capsys.readouterr().out  # the board has no pixel-kde row: not a shared row
+
+
+def test_stored_draws_join_a_new_draw_without_their_runs(seeds, tmp_path, capsys):
+    boards = tmp_path / "boards"
+    assert main(["leaderboard", "publish", str(seeds / "seed0"), "--dir", str(boards), "--no-plots"]) == 0
+    assert main(["leaderboard", "draws", NAME, "--stored", "--dir", str(boards)]) == 2
+    assert "no draws file" in capsys.readouterr().err
+    assert main(["leaderboard", "draws", NAME, str(seeds / "seed1"), "--dir", str(boards), "--write",
+                 "--n-boot", "200"]) == 0
+    saved = json.loads((boards / f"{NAME}-draws.json").read_text())
+    assert "rows" not in saved["draws"][0] and saved["draws"][1]["rows"]  # the board's own files hold its rows
+    assert str(seeds) not in json.dumps(saved)
+    first = dr.compare([dr.load_draw(NAME, boards), dr.from_run(seeds / "seed1")], n_boot=200)
+
+    # the run folder gone, its stored draw compares as the run did: the same levels, pairs and verdicts
+    stored = dr.stored_draws(boards / f"{NAME}.csv")
+    assert [d.label for d in stored] == ["seed1"] and stored[0].meta["seed"] == 1
+    again = dr.compare([dr.load_draw(NAME, boards), *stored], n_boot=200)
+    pd.testing.assert_frame_equal(again["rows"], first["rows"], check_exact=False, atol=1e-5)
+    top1 = [r[r["metric"] == "top1"].reset_index(drop=True) for r in (first["pairs"], again["pairs"])]
+    pd.testing.assert_frame_equal(top1[1], top1[0])  # per-query Top-1 is stored exactly
+    assert again["summary"]["line"] == first["summary"]["line"]
+
+    # a run of a stored draw's models is that draw again; rewriting keeps the stored draw
+    assert main(["leaderboard", "draws", NAME, str(seeds / "seed1-more"), "--stored", "--dir", str(boards)]) == 2
+    assert "same draw" in capsys.readouterr().err
+    assert main(["leaderboard", "draws", NAME, "--stored", "--dir", str(boards), "--write", "--n-boot", "200"]) == 0
+    rewritten = json.loads((boards / f"{NAME}-draws.json").read_text())
+    assert [d["label"] for d in rewritten["draws"]] == [NAME, "seed1"]
+    assert rewritten["draws"][1]["rows"] == saved["draws"][1]["rows"]
+
+    # a third draw joins the stored one; the board republished on another truth drops the stored draws
+    assert main(["leaderboard", "draws", NAME, str(seeds / "seed2"), "--stored", "--dir", str(boards), "--write",
+                 "--n-boot", "200"]) == 0
+    three = json.loads((boards / f"{NAME}-draws.json").read_text())
+    assert [d["label"] for d in three["draws"]] == [NAME, "seed1", "seed2"] and three["n_draws"] == 3
+    assert set(pd.read_csv(boards / f"{NAME}-draws-per-query.csv.gz")["draw"]) == {"seed1", "seed2"}
+    assert main(["leaderboard", "publish", "--replace", str(seeds / "seed1"), "--dir", str(boards),
+                 "--no-plots"]) == 0
+    assert not (boards / f"{NAME}-draws-per-query.csv.gz").exists()
+
+
+def test_a_draws_file_without_stored_draws_says_so(seeds, tmp_path, capsys):
+    boards = tmp_path / "boards"
+    assert main(["leaderboard", "publish", str(seeds / "seed0"), "--dir", str(boards), "--no-plots"]) == 0
+    assert main(["leaderboard", "draws", NAME, str(seeds / "seed1"), "--dir", str(boards), "--write",
+                 "--n-boot", "100"]) == 0
+    (boards / f"{NAME}-draws-per-query.csv.gz").unlink()  # as a draws file written before draws were stored
+    capsys.readouterr()
+    assert main(["leaderboard", "draws", NAME, "--stored", "--dir", str(boards)]) == 2
+    err = capsys.readouterr().err
+    assert "stores no per-query metrics" in err and len(err.strip().splitlines()) == 1
+    assert main(["leaderboard", "draws", str(seeds / "seed1"), "--stored", "--dir", str(boards)]) == 2
+    assert "name the board among the draws" in capsys.readouterr().err
