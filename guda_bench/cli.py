@@ -462,6 +462,10 @@ def _draws(args: argparse.Namespace) -> int:
         if not published:
             raise BenchError(f"--write puts the draws beside the published board: name it among the draws "
                              f"(e.g. `{result['board']}`)")
+        dropped = [] if args.stored else dr.stored_labels(published[0])
+        if dropped:
+            print(f"note: this replaces the draws stored beside {published[0].stem} ({', '.join(dropped)}); "
+                  f"--stored keeps them", file=sys.stderr)
         for p in dr.write(result, loaded, published[0], args.command_line):
             print(f"wrote {p}")
     return 0

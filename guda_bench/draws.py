@@ -141,6 +141,16 @@ def stored_draws(board_path: Path) -> list[Draw]:
     return out
 
 
+def stored_labels(board_path: Path) -> list[str]:
+    """Labels of the draws stored beside a board (none without a draws file, or one that stores nothing)."""
+    from guda_bench.leaderboard import sibling
+
+    path = sibling(board_path, "draws.json")
+    if not path.exists():
+        return []
+    return [d["label"] for d in json.loads(path.read_text()).get("draws", [])[1:] if "rows" in d]
+
+
 def load_draw(source: str, board_dir: Path) -> Draw:
     """A run folder (it has results.json), runs of one draw joined by `+` (RUN+RUN_TUNED), or a published
     board's name or CSV path."""

@@ -245,6 +245,10 @@ def test_stored_draws_join_a_new_draw_without_their_runs(seeds, tmp_path, capsys
     three = json.loads((boards / f"{NAME}-draws.json").read_text())
     assert [d["label"] for d in three["draws"]] == [NAME, "seed1", "seed2"] and three["n_draws"] == 3
     assert set(pd.read_csv(boards / f"{NAME}-draws-per-query.csv.gz")["draw"]) == {"seed1", "seed2"}
+    capsys.readouterr()
+    assert main(["leaderboard", "draws", NAME, str(seeds / "seed2"), "--dir", str(boards), "--write",
+                 "--n-boot", "100"]) == 0  # without --stored: says which stored draws it drops
+    assert "replaces the draws stored beside tiny-test (seed1, seed2)" in capsys.readouterr().err
     assert main(["leaderboard", "publish", "--replace", str(seeds / "seed1"), "--dir", str(boards),
                  "--no-plots"]) == 0
     assert not (boards / f"{NAME}-draws-per-query.csv.gz").exists()
