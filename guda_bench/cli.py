@@ -203,8 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "runs of one draw joined by + (RUN+RUN_TUNED: a run and its --tuned rerun)")
     draws.add_argument("--dir", type=Path, default=Path("leaderboards"))
     draws.add_argument("--write", action="store_true",
-                       help="write <board>-draws.json, -draws.csv and -draws-pairs.csv beside the published board "
-                            "(which must be one of the draws); `leaderboard show` then prints the draws line")
+                       help="write <board>-draws.json, -draws.csv, -draws-pairs.csv and -draws-per-query.csv.gz "
+                            "(the other draws stored) beside the published board (which must be one of the draws); "
+                            "`leaderboard show` then prints the draws line")
     draws.add_argument("--stored", action="store_true",
                        help="also the draws an earlier --write stored beside the board (its rows and per-query "
                             "metrics): a new draw joins them without their runs")
