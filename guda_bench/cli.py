@@ -449,25 +449,25 @@ def _draws(args: argparse.Namespace) -> int:
     from guda_bench import draws as dr
 
     loaded = [dr.load_draw(s, args.dir) for s in args.sources]
+    at = next((i for i, d in enumerate(loaded) if d.path is not None), None)  # the published board, if named
+    board = None if at is None else loaded[at].path
     if args.stored:
-        boards = [i for i, d in enumerate(loaded) if d.path is not None]
-        if not boards:
+        if board is None:
             raise BenchError("--stored adds the draws stored beside a published board: name the board among the "
                              "draws")
-        loaded[boards[0] + 1:boards[0] + 1] = dr.stored_draws(loaded[boards[0]].path)
+        loaded[at + 1:at + 1] = dr.stored_draws(board)
     result = dr.compare(loaded, n_boot=args.n_boot)
     print(dr.top1_table(result))
     print(result["summary"]["line"])
     if args.write:
-        published = [d.path for d in loaded if d.path is not None]
-        if not published:
+        if board is None:
             raise BenchError(f"--write puts the draws beside the published board: name it among the draws "
                              f"(e.g. `{result['board']}`)")
-        dropped = [] if args.stored else dr.stored_labels(published[0])
+        dropped = [] if args.stored else dr.stored_labels(board)
         if dropped:
-            print(f"note: this replaces the draws stored beside {published[0].stem} ({', '.join(dropped)}); "
+            print(f"note: this replaces the draws stored beside {board.stem} ({', '.join(dropped)}); "
                   f"--stored keeps them", file=sys.stderr)
-        for p in dr.write(result, loaded, published[0], args.command_line):
+        for p in dr.write(result, loaded, board, args.command_line):
             print(f"wrote {p}")
     return 0
 
