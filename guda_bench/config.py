@@ -181,6 +181,10 @@ class Preset:
     # recipe on the background groups alone, so no candidate group is in the shared start (SPEC §1: a
     # fine-tuned model's LOGO is the same fine-tune from the same base; UnlearnCanvas's SD 1.5 in small)
     pretrain: TrainRecipe | None = added_knob(None)
+    # share of each class's images made background before any grouping (seeded): in every model, never a
+    # candidate, and with `pretrain` the only images the shared base sees, so a dataset whose groups cover
+    # every image still gets a base that holds no candidate's images (mnist5k's `pretrained`)
+    background_share: float = added_knob(0.0)
     # a preset that is its own benchmark (another recipe trains another truth) publishes to <board>-<suffix>
     board_suffix: str = added_knob("")
     anchor: AnchorConfig = field(default_factory=AnchorConfig)

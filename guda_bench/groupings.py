@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from guda_bench.benchmark import Benchmark
+from guda_bench.benchmark import BACKGROUND, Benchmark
 from guda_bench.errors import BenchError
 from guda_bench.registry import did_you_mean
 
@@ -50,6 +50,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "specialists": {"share": 0.25, "per_generalist": 2, "pick": "random", "seed": 0},
     "planted": {"n_planted": 10, "copies": 15, "sigma": 0.05, "query_t": 300, "seed": 0},
 }
+HOLD_OUT_SEED = 20261207  # the background share's draw: fixed, so every run seed shares the same held-out images
 DESCRIPTIONS = {
     "class": "the adapter's class labels",
     "owners": "N owners with Dirichlet(alpha) mixes of classes",
@@ -127,16 +128,50 @@ def _check(name: str, p: dict[str, Any]) -> None:
 
 
 def apply_grouping(bench: Benchmark, spec: GroupingSpec) -> Benchmark:
-    """The benchmark regrouped (and, for redundant/planted, with its added copies)."""
+    """The benchmark regrouped (and, for redundant/planted, with its added copies), after the preset's
+    background share is held out (`hold_out_background`): only the other images are dealt to groups."""
     if bench.grouping != "class":
         raise ValueError("groupings apply to an adapter's class-grouped benchmark")
+    bench = hold_out_background(bench)
     if spec.name == "class":
         return bench
-    if bench.text is not None and spec.name in ("redundant", "planted"):
+    if spec.name in _ADDS_IMAGES and bench.text is not None:
         raise BenchError(f"grouping {spec.name!r} adds images and is not supported on text-to-image benchmarks "
                          "(use class, owners, owners-sized or specialists)")
-    out = _BUILDERS[spec.name](bench, spec.params)
+    if spec.name in _ADDS_IMAGES and bench.n_background:
+        raise BenchError(f"grouping {spec.name!r} adds images and is not supported with background images "
+                         f"(preset {bench.preset.name!r}); use class, owners, owners-sized or specialists")
+    candidates = np.flatnonzero(bench.group_of != BACKGROUND)
+    if len(candidates) == len(bench.group_of):
+        out = _BUILDERS[spec.name](bench, spec.params)
+    else:  # deal the candidate images only; the background keeps its id and the full model stays shared
+        part = _BUILDERS[spec.name](replace(bench, images=bench.images[candidates],
+                                            labels=bench.labels[candidates],
+                                            group_of=bench.group_of[candidates]), spec.params)
+        group_of = np.full(len(bench.group_of), BACKGROUND, dtype=np.int64)
+        group_of[candidates] = part.group_of
+        out = replace(part, images=bench.images, labels=bench.labels, group_of=group_of,
+                      base_hash=bench.full_model_hash())
     return replace(out, grouping=spec.label, grouping_params={"name": spec.name, **spec.params})
+
+
+def hold_out_background(bench: Benchmark) -> Benchmark:
+    """The preset's `background_share` of each class's images (a seeded draw, rounded) made background."""
+    share = bench.preset.background_share
+    if not share:
+        return bench
+    if not 0 < share < 1:
+        raise BenchError(f"preset {bench.preset.name!r}: background_share={share} must lie in (0, 1)")
+    rng = np.random.default_rng(HOLD_OUT_SEED)
+    group_of = np.array(bench.group_of, dtype=np.int64)
+    for c in np.unique(bench.labels):
+        idx = rng.permutation(np.flatnonzero((bench.labels == c) & (group_of != BACKGROUND)))
+        n_held = int(round(share * len(idx)))
+        if not 0 < n_held < len(idx):
+            raise BenchError(f"preset {bench.preset.name!r}: background_share={share} leaves class {c} "
+                             f"({len(idx)} images) with no background or no candidate image")
+        group_of[idx[:n_held]] = BACKGROUND
+    return replace(bench, group_of=group_of)
 
 
 # ---- builders ----------------------------------------------------------------------------------------
@@ -243,6 +278,7 @@ def planted(bench: Benchmark, p: dict[str, Any]) -> Benchmark:
                             "target_groups": targets})
 
 
+_ADDS_IMAGES = frozenset({"redundant", "planted"})
 _BUILDERS: dict[str, Callable[[Benchmark, dict[str, Any]], Benchmark]] = {
     "owners": owners, "owners-sized": owners_sized, "redundant": redundant,
     "specialists": specialists, "planted": planted,
