@@ -100,6 +100,39 @@ def test_typical_specialists_hold_the_images_nearest_their_class_mean(bench):
         parse_grouping("specialists:pick=odd")
 
 
+def test_background_share_is_held_out_of_each_class_before_the_grouping_deals_the_rest(bench):
+    """Preset.background_share: a seeded share of every class becomes background (in every model, never a
+    candidate); a grouping deals only the other images, and the full model stays one across groupings."""
+    from dataclasses import replace
+
+    from guda_bench.targets import with_targets
+
+    held = replace(bench, preset=tiny_preset(background_share=0.25))
+    by_class = apply_grouping(held, parse_grouping("class"))
+    assert by_class.n_background == 18 and by_class.n_groups == 6
+    assert all((by_class.group_of[bench.labels == c] == -1).sum() == 3 for c in range(6))
+    again = apply_grouping(replace(bench, preset=tiny_preset(background_share=0.25)), parse_grouping("class"))
+    assert np.array_equal(again.group_of, by_class.group_of)  # a fixed draw, whatever the run seed
+    assert apply_grouping(bench, parse_grouping("class")).n_background == 0  # share 0: unchanged
+
+    x = apply_grouping(held, parse_grouping("specialists:share=0.25,per_generalist=2"))
+    assert np.array_equal(x.group_of == -1, by_class.group_of == -1) and len(x.images) == len(bench.images)
+    assert x.n_groups == 9 and x.full_model_hash() == by_class.data_hash()
+    for c in range(6):
+        counts = np.bincount(x.group_of[(x.labels == c) & (x.group_of >= 0)], minlength=9)
+        assert counts[x.group_names.index(f"specialist-{c}")] == 2 and counts[:3].max() == 7  # of 9 candidates
+    plain = apply_grouping(bench, parse_grouping("specialists:share=0.25,per_generalist=2"))
+    assert x.data_hash() != plain.data_hash() and x.full_model_hash() != plain.full_model_hash()
+    assert with_targets(x, ("generalist-0", "specialist-1", "specialist-2")).n_background > x.n_background
+
+    with pytest.raises(BenchError, match="adds images and is not supported with background"):
+        apply_grouping(held, parse_grouping("redundant"))
+    with pytest.raises(BenchError, match="background_share=1.5 must lie in"):
+        apply_grouping(replace(bench, preset=tiny_preset(background_share=1.5)), parse_grouping("class"))
+    with pytest.raises(BenchError, match="leaves class 0"):
+        apply_grouping(replace(bench, preset=tiny_preset(background_share=0.01)), parse_grouping("class"))
+
+
 @pytest.mark.parametrize("spec, n_base, twins", [
     ("redundant:base=owners,n=5,pairs=2", 3, ["owner-00-copy", "owner-01-copy"]),
     ("redundant:pairs=2", 6, ["0-copy", "1-copy"]),

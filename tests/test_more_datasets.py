@@ -54,6 +54,12 @@ def test_mnist5k_is_embedded_and_runs_end_to_end(tmp_path):
     # the 16x16 images are the 28x28 ones pooled 2x2 (same ink, one pixel of background around)
     assert float(full.images[:, :, 0].max()) == -1.0 and float(full.images.amax()) > 0.9
     assert np.bincount(full.group_of).min() > 400
+    # `pretrained`: 30% of each class is background (the base's only data), the specialists deal the rest
+    from guda_bench.groupings import apply_grouping, parse_grouping
+
+    spec = apply_grouping(adapter.load(adapter.preset("pretrained")), parse_grouping("specialists"))
+    assert spec.n_background == 1500 and spec.n_groups == 15 and spec.preset.pretrain is not None
+    assert spec.preset.recipe.steps == 600 and spec.preset.board_suffix == "pretrained"
     out = tmp_path / "run"
     assert main(["run", "--dataset", "mnist5k", "--preset", "smoke", "--method", "logo,guda,pixel-nn", "--out",
                  str(out), "--cache", str(tmp_path / "cache"), "--quiet"]) == 0
