@@ -43,7 +43,9 @@ DEFAULT = Preset(
 # seeded 30% of each class is background, the only data of a base trained once per seed with the default
 # recipe, and in every model; the full model and each LOGO model are 600-step fine-tunes of that base on all
 # the data. So the groups (e.g. `--grouping specialists`) deal the other 70%, and no candidate group is in the
-# shared start. Its own board (issue 14: a truth firmer than 1,500-step models trained from scratch)
+# shared start. Measured (README, headline section): with specialists its truth is weaker, not firmer (noise
+# ceiling 0.192 one study against one, 0.409 from scratch): the base holds every class, so leaving a group out
+# of a short fine-tune moves little. Kept to reproduce that; not a published board
 PRETRAINED = replace(DEFAULT, name="pretrained", pretrain=DEFAULT.recipe, recipe=replace(DEFAULT.recipe, steps=600),
                      background_share=0.3, board_suffix="pretrained")
 # The recipe this adapter first shipped as its default: a 4x larger model trained 3x longer. Not run (about
