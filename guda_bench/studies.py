@@ -14,6 +14,10 @@ simulated for larger k; it is checked against the measured agreement at every k 
   style-canvas and its two-style queries; the Gaussian model misreads their noise, which is larger on a
   query's top group); with it, within 0.01 on those three and 0.025 low on mnist5k-specialists
   (benchmarks/truth_studies-*.json).
+
+Where two studies disagree on a query's top group, `disagreements` asks whether the two groups share a class
+(a near-tie between plausible owners, e.g. a class's specialist and its generalist) as often as chance would
+have them (any other group in the second study's place): the second says the disagreement is retraining noise.
 """
 
 from __future__ import annotations
@@ -96,3 +100,21 @@ def firmness(studies: np.ndarray, test: np.ndarray, max_k: int = 8, target: floa
             "measured": measured, "modelled": modelled, "noise_scale": scale,
             "model_error": {k: modelled[k] - m["mean"] for k, m in measured.items() if k > 1},
             "target": target, "studies_per_side_for_target": reach}
+
+
+def disagreements(studies: np.ndarray, test: np.ndarray, classes: list[set]) -> dict[str, Any]:
+    """Over every pair of studies and the test queries where their top groups differ: how many, the share whose
+    two top groups share a class (`classes[g]`: group g's classes), and that share by chance (the first study's
+    top group against every other group in turn, both directions averaged)."""
+    n_groups = studies.shape[2]
+    share = np.array([[bool(classes[a] & classes[b]) for b in range(n_groups)] for a in range(n_groups)])
+    by_chance = (share.sum(1) - share.diagonal()) / (n_groups - 1)
+    count, shared, chance = 0, 0.0, 0.0
+    for i, j in combinations(range(len(studies)), 2):
+        top_i, top_j = studies[i][test].argmax(1), studies[j][test].argmax(1)
+        differ = top_i != top_j
+        count += int(differ.sum())
+        shared += float(share[top_i[differ], top_j[differ]].sum())
+        chance += float((by_chance[top_i[differ]] + by_chance[top_j[differ]]).sum() / 2)
+    return {"count": count, "sharing_a_class": shared / count if count else None,
+            "by_chance": chance / count if count else None}

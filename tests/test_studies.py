@@ -40,8 +40,18 @@ def test_identical_studies_agree_fully_and_one_study_cannot_be_modelled():
         studies.noise_model(same[:1])
 
 
+def test_disagreements_count_top_groups_sharing_a_class_against_chance():
+    """Groups 0 and 1 hold class 0, group 2 class 1: study 0 tops 0, 0, 2; study 1 tops 1, 2, 2."""
+    tops = [[0, 0, 2], [1, 2, 2]]
+    stacked = np.stack([np.eye(3)[t] for t in tops])  # [2 studies, 3 queries, 3 groups]
+    d = studies.disagreements(stacked, np.arange(3), [{0}, {0}, {1}])
+    assert d["count"] == 2 and d["sharing_a_class"] == 0.5  # 0 vs 1 shares class 0, 0 vs 2 does not
+    assert d["by_chance"] == pytest.approx((0.5 + 0.5) / 2 / 2 + (0.5 + 0.0) / 2 / 2)
+    assert studies.disagreements(stacked[[0, 0]], np.arange(3), [{0}, {0}, {1}])["count"] == 0
+
+
 def test_the_script_reads_a_runs_studies_from_its_cache(tmp_path, capsys):
-    from benchmarks.truth_studies import load_studies
+    from benchmarks.truth_studies import group_classes, load_studies
 
     register()
     cache, run = tmp_path / "cache", tmp_path / "run"
@@ -55,3 +65,6 @@ def test_the_script_reads_a_runs_studies_from_its_cache(tmp_path, capsys):
     with pytest.raises(SystemExit, match="not in"):
         load_studies(run, tmp_path / "empty-cache")
     json.dumps(studies.firmness(runs, test, max_k=2))  # JSON-ready
+    classes = group_classes(results["run"])  # the tiny dataset's groups are its classes
+    assert len(classes) == runs.shape[2] and all(len(c) == 1 for c in classes)
+    json.dumps(studies.disagreements(runs, test, classes))
