@@ -21,7 +21,7 @@ import pandas as pd
 
 from guda_bench import lds, metrics, power
 from guda_bench.errors import BenchError
-from guda_bench.results import HEADLINE, TIMING, TUNED_SUFFIX
+from guda_bench.results import HEADLINE, TIMING, TUNED_SUFFIX, short_reason
 from guda_bench.store import atomic_write_text
 
 BOARD_SCHEMA = 1
@@ -478,7 +478,7 @@ def has_lds(board: pd.DataFrame) -> bool:
 def show_rows(board: pd.DataFrame) -> list[list[str]]:
     out = []
     for _, r in board.iterrows():
-        status = r["status"] if r["status"] == "ok" else f"{r['status']}: {str(r['reason'])[:50]}"
+        status = r["status"] if r["status"] == "ok" else f"{r['status']}: {short_reason(r['reason'], 50)}"
         cost = "-" if pd.isna(r.get("cost_s")) else f"{r['cost_s']:.1f}"
         speed = "-" if pd.isna(r.get("speedup")) else f"{r['speedup']:.1f}x"
         cells = [r["method"], status, _cell(r, "top1"), _cell(r, "ndcg@3"),

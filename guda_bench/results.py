@@ -66,6 +66,17 @@ def truth_label(run: dict[str, Any]) -> str:
     return f"LOGO seed {run['seed']}" if n == 1 else f"mean of LOGO studies 1..{n}"
 
 
+def short_reason(reason: Any, width: int) -> str:
+    """A row's reason cut to `width` characters at a word boundary, "..." marking the cut (tables show it whole
+    in results.json and the board CSV)."""
+    text = "" if reason is None or (isinstance(reason, float) and math.isnan(reason)) else str(reason)
+    if len(text) <= width:
+        return text
+    cut = text[:width - 3].rstrip()
+    space = cut.rfind(" ")
+    return (cut[:space] if space > width // 2 else cut).rstrip(" ,;:") + "..."
+
+
 def print_table(results: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console(width=max(Console().width, 150))
     run = results["run"]
@@ -87,7 +98,7 @@ def print_table(results: dict[str, Any], console: Console | None = None) -> None
         for m in ("mrr", "spearman"):
             s = r.get("metrics", {}).get(m)
             cells.append(f"{s['mean']:.3f}" if s else "-")
-        status = r["status"] if r["status"] == "ok" else escape(f"{r['status']}: {r.get('reason', '')[:60]}")
+        status = r["status"] if r["status"] == "ok" else escape(f"{r['status']}: {short_reason(r.get('reason'), 60)}")
         cost = f"{r['cost_s']:.1f}" if r.get("cost_s") is not None else "-"
         speed = f"{r['speedup']:,.1f}x" if r.get("speedup") else "-"
         table.add_row(r["method"], status, *cells, cost, speed, end_section=r["kind"] == "ceiling")

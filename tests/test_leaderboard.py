@@ -494,3 +494,14 @@ def test_a_pairs_matrix_needs_three_rows(tmp_path):
     three = pairs(frame, ["a", "b", "c"], n_boot=200)
     pairs_plot(three, ["a", "b", "c"], tmp_path / "three.png")
     assert (tmp_path / "three.png").stat().st_size > 0
+
+
+def test_a_long_reason_is_cut_at_a_word_boundary_and_marked():
+    from guda_bench.results import short_reason
+
+    reason = "no CLIP weights: --option clip.weights=PATH not given and no local folder found"
+    assert short_reason(reason, 50) == "no CLIP weights: --option clip.weights=PATH..."
+    assert short_reason("needs prompts, e.g. --dataset styled-digits or style-canvas", 30) == "needs prompts, e.g...."
+    assert short_reason("x" * 80, 50) == "x" * 47 + "..."  # one long word: cut inside it
+    assert all(len(short_reason(reason, w)) <= w for w in (10, 20, 50, 60))
+    assert short_reason("short", 50) == "short" and short_reason(None, 50) == short_reason(float("nan"), 50) == ""
