@@ -69,7 +69,7 @@ def truth_label(run: dict[str, Any]) -> str:
 def short_reason(reason: Any, width: int) -> str:
     """A row's reason cut to `width` characters at a word boundary, "..." marking the cut (tables show it whole
     in results.json and the board CSV)."""
-    text = "" if reason is None or (isinstance(reason, float) and math.isnan(reason)) else str(reason)
+    text = "" if _clean(reason) is None else str(reason)  # a board CSV's missing reason reads back as NaN
     if len(text) <= width:
         return text
     cut = text[:width - 3].rstrip()
