@@ -321,23 +321,25 @@ def summarize(draws: list[Draw], table: pd.DataFrame, pair_rows: pd.DataFrame) -
     ceiling = table[table["kind"] == "ceiling"]
     tested = table[table["top1_level_p_holm"].notna()]
     widest = tested.loc[tested["top1_between_draw_sd"].idxmax()] if len(tested) else None
+    # figures kept to 6 decimals: the line prints 3 (tau 2), and rounding twice moves a last digit
+    # (388/1050 = 0.369524 -> 0.3695 -> "0.369")
     out: dict[str, Any] = {
         "n_draws": len(draws), "labels": labels, "n_rows": len(names), "n_methods": len(ranked),
-        "top_methods": top, "kendall_tau_top1": [round(t, 3) for t in taus],
+        "top_methods": top, "kendall_tau_top1": [round(t, 6) for t in taus],
         "pairs": len(top1), "separated_in_each_draw": separated_each,
         "replicated": count(top1, REPLICATED), "some_draws": count(top1, ONE_DRAW),
         "reversed": count(top1, REVERSED), "top_pairs": len(top_pairs),
         "top_replicated": count(top_pairs, REPLICATED), "top_reversed": count(top_pairs, REVERSED),
         "max_top1_range": float(ranges.max()) if len(ranges) else None,
         "median_top1_range": float(ranges.median()) if len(ranges) else None,
-        "median_top1_ci_halfwidth": [round(h, 4) for h in half],
+        "median_top1_ci_halfwidth": [round(h, 6) for h in half],
         "top1_outside_first_ci": {lab: int((~table[f"top1_inside_first_ci[{lab}]"].astype(bool)).sum())
                                   for lab in labels[1:]},  # over all shared rows, ceiling included
         "levels_tested": len(tested),  # rows with query noise in every draw (not a row at 0 or 1 throughout)
         "levels_differ": int((tested["top1_level_p_holm"] < power.ALPHA).sum()),
         "max_between_draw_sd": None if widest is None else
-        {"method": str(widest["method"]), "sd": round(float(widest["top1_between_draw_sd"]), 4)},
-        "ceiling_top1": ([round(float(ceiling.iloc[0][f"top1[{lab}]"]), 4) for lab in labels]
+        {"method": str(widest["method"]), "sd": round(float(widest["top1_between_draw_sd"]), 6)},
+        "ceiling_top1": ([round(float(ceiling.iloc[0][f"top1[{lab}]"]), 6) for lab in labels]
                          if len(ceiling) else None),
     }
     out["line"] = draws_line(out)

@@ -138,6 +138,22 @@ def test_three_draws_replicate_only_what_all_three_separate():
     assert list(s["separated_in_each_draw"].values()) == [3, 3, 2]
 
 
+def test_the_line_rounds_each_figure_once():
+    """388/1050 = 0.369524 prints 0.370 and 746/1050 = 0.710476 prints 0.710, not rounded to 4 digits first
+    (0.3695 -> 0.369, 0.7105 -> 0.711)."""
+    n = 1050
+    coin = np.random.default_rng(2).integers(0, 2, n)
+
+    def ceiling_draw(label: str, hits: int) -> dr.Draw:
+        draw = synthetic(label, f"t{label}", {"ceil": (np.arange(n) < hits).astype(float), "a": coin.copy()})
+        draw.rows.loc[draw.rows["method"] == "ceil", "kind"] = "ceiling"
+        return draw
+
+    s = dr.compare([ceiling_draw("d0", 388), ceiling_draw("d1", 746)], n_boot=200)["summary"]
+    assert s["ceiling_top1"] == [pytest.approx(388 / n, abs=1e-6), pytest.approx(746 / n, abs=1e-6)]
+    assert s["line"].endswith("noise ceiling 0.370 / 0.710")
+
+
 def test_a_row_in_some_draws_is_listed_with_its_levels_but_kept_out_of_pairs_and_counts():
     n = 400
     coin = np.random.default_rng(2).integers(0, 2, n)
