@@ -66,7 +66,7 @@ def main() -> None:
     out = {"run": args.run_dir.name, "dataset": run["dataset"], "grouping": run.get("grouping"),
            "query_mode": run.get("query_mode"), "truth_hash": run["truth_hash"],
            **firmness(studies, test, args.max_k, args.target),
-           "top1_disagreements": disagreements(studies, test, group_classes(results["run"]))}
+           "top1_disagreements": disagreements(studies, test, group_classes(run))}
     for k, m in out["measured"].items():
         role = "calibrated to it" if k == 1 else "its check"
         print(f"k={k}: measured {m['mean']:.3f} [{m['min']:.3f}, {m['max']:.3f}] over {m['splits']} splits, "
