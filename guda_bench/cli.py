@@ -319,6 +319,8 @@ def cmd_list(_: argparse.Namespace) -> int:
         ok, why = adapter.available()
         here = "yes" if ok else escape(f"no ({why})")
         datasets.add_row(e.name, here, ", ".join(sorted(adapter.presets)), e.description)
+    for name, err in DATASETS.load_errors.items():
+        datasets.add_row(name, "no (plugin failed to load)", "-", err)
     from guda_bench.groupings import DEFAULTS, DESCRIPTIONS
 
     groupings = Table(title="groupings (--grouping NAME[:key=value,...], any dataset)")

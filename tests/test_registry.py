@@ -134,13 +134,14 @@ def test_resolve_methods_unknown_raises() -> None:
 CHILD_PRELUDE = "from guda_bench.registry import METHODS\nMETHODS.builtin_modules = ()\n"
 
 
-def write_plugin(root: Path, package: str, dist: str, body: str, entry_name: str) -> None:
+def write_plugin(root: Path, package: str, dist: str, body: str, entry_name: str,
+                 group: str = "guda_bench.methods") -> None:
     (root / package).mkdir()
     (root / package / "__init__.py").write_text(textwrap.dedent(body))
     info = root / f"{package}-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(f"[guda_bench.methods]\n{entry_name} = {package}\n")
+    (info / "entry_points.txt").write_text(f"[{group}]\n{entry_name} = {package}\n")
 
 
 def run_child(code: str, pythonpath: Path) -> subprocess.CompletedProcess:
@@ -194,6 +195,21 @@ def test_broken_plugin_recorded_not_fatal(tmp_path: Path) -> None:
         """, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "OK"
+
+
+def test_guda_bench_list_shows_a_dataset_plugin_that_failed_to_load(tmp_path: Path) -> None:
+    write_plugin(tmp_path, "gb_broken_dataset", "gb-broken-dataset", """
+        raise ImportError("this dataset plugin is broken on purpose")
+        """, "tmp-broken-dataset", group="guda_bench.datasets")
+    proc = run_child("""
+        import os
+        os.environ["COLUMNS"] = "300"  # one table row a line
+        from guda_bench.cli import main
+        assert main(["list"]) == 0
+        """, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    row = next((line for line in proc.stdout.splitlines() if "tmp-broken-dataset" in line), "")
+    assert "plugin failed to load" in row and "broken on purpose" in row, proc.stdout
 
 
 def test_score_of_plugin_style_method_is_plain_numpy() -> None:
