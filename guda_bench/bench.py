@@ -27,11 +27,12 @@ from guda_bench.benchmark import Benchmark
 from guda_bench.config import ElboConfig, to_jsonable
 from guda_bench.elbo import ElboScorer
 from guda_bench.errors import BenchError
+from guda_bench.leaderboard import load_run
 from guda_bench.models import build_scheduler, build_unet
 from guda_bench.precision import autocast
 from guda_bench.provenance import environment
 from guda_bench.registry import DATASETS
-from guda_bench.store import atomic_write_text
+from guda_bench.store import atomic_write_text, check_output_file
 from guda_bench.train import train_model
 
 
@@ -130,7 +131,7 @@ def bench_trak(preset, n: int = 1797) -> dict:
 
 
 def from_run(run: Path) -> dict:
-    results = json.loads((run / "results.json").read_text())
+    results = load_run(run)
     rows = {r["method"]: r for r in results["rows"]}
     r = results["run"]
     out = {"run": str(run), "dataset": r["dataset"], "preset": r["preset"], "grouping": r["grouping"],
@@ -158,9 +159,8 @@ def projection(bench: Benchmark, train: dict, trak: dict) -> dict:
 def run_benchmarks(preset_name: str, runs: list[Path], out: Path, dataset: str = "digits") -> dict:
     """Measure, write `out` atomically, return the figures."""
     progress.set_enabled(False)
-    for r in runs:
-        if not (r / "results.json").exists():
-            raise BenchError(f"--run {r}: no results.json there")
+    check_output_file(out, "--out")
+    run_figures = [from_run(r) for r in runs]  # a bad run folder fails here, before minutes of timing
     adapter = DATASETS.create(dataset)
     preset = adapter.preset(preset_name)
     bench = adapter.load(preset)
@@ -170,6 +170,6 @@ def run_benchmarks(preset_name: str, runs: list[Path], out: Path, dataset: str =
     trak = bench_trak(preset, n=min(len(bench.images), 1797 if dataset == "digits" else 256))
     result = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "dataset": dataset, "preset": preset_name,
               "environment": environment(), "elbo": bench_elbo(preset), "train": train, "trak": trak,
-              "projection": projection(bench, train, trak), "runs": [from_run(r) for r in runs]}
+              "projection": projection(bench, train, trak), "runs": run_figures}
     atomic_write_text(out, json.dumps(result, indent=1))
     return result

@@ -22,7 +22,7 @@ from guda_bench.context import gold_of
 from guda_bench.errors import BenchError
 from guda_bench.leaderboard import load_run
 from guda_bench.runner import truth_hash
-from guda_bench.store import Store, sha256_file
+from guda_bench.store import Store, atomic_write_bytes, check_output_file, sha256_file
 
 BUNDLE_SCHEMA = 1
 KINDS = ("model", "queries", "logoa", "lds")  # lds: only runs with --truth lds have it (its loss matrices)
@@ -30,6 +30,7 @@ KINDS = ("model", "queries", "logoa", "lds")  # lds: only runs with --truth lds 
 
 def export_bundle(run_dir: Path, out: Path, cache: Path) -> Path:
     results = load_run(run_dir)
+    check_output_file(out, "bundle")
     keys = results.get("truth", {}).get("artefacts")
     if not keys:
         raise BenchError(f"{run_dir} was written by an older guda-bench (no artefact keys): rerun it to bundle it")
@@ -49,17 +50,18 @@ def export_bundle(run_dir: Path, out: Path, cache: Path) -> Path:
     meta = {"bundle_schema": BUNDLE_SCHEMA, "truth_hash": results["run"]["truth_hash"], "artefacts": keys,
             "run": {k: v for k, v in results["run"].items() if k != "command"}, "files": files,
             "provenance": results["provenance"]}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with tarfile.open(tmp, "w:gz") as tar:
-        blob = json.dumps(meta, indent=1, sort_keys=True).encode()
-        with tempfile.NamedTemporaryFile() as fh:
-            fh.write(blob)
-            fh.flush()
-            tar.add(fh.name, arcname="bundle.json")
-        for path, rel in members:
-            tar.add(path, arcname=rel)
-    tmp.replace(out)
+
+    def write(tmp: Path) -> None:
+        with tarfile.open(tmp, "w:gz") as tar:
+            blob = json.dumps(meta, indent=1, sort_keys=True).encode()
+            with tempfile.NamedTemporaryFile() as fh:
+                fh.write(blob)
+                fh.flush()
+                tar.add(fh.name, arcname="bundle.json")
+            for path, rel in members:
+                tar.add(path, arcname=rel)
+
+    atomic_write_bytes(out, write)  # a failed export leaves no half bundle and no temp file
     return out
 
 
@@ -88,6 +90,8 @@ def import_bundle(bundle: Path, cache: Path) -> dict[str, Any]:
         try:
             with tarfile.open(bundle, "r:gz") as tar:
                 tar.extractall(tmp, filter="data")
+            if not (tmp / "bundle.json").is_file():
+                raise BenchError(f"{bundle} is not a guda-bench bundle (no bundle.json in it)")
             meta = json.loads((tmp / "bundle.json").read_text())
         except (tarfile.TarError, OSError, json.JSONDecodeError, KeyError) as exc:
             raise BenchError(f"{bundle} is not a readable guda-bench bundle ({exc})") from None

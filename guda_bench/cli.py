@@ -125,6 +125,14 @@ def import_truth_bundle(args: argparse.Namespace) -> None:
         from guda_bench.bundle import import_bundle
 
         info = import_bundle(args.truth_bundle, cache_dir(args.cache))
+        asked = {"dataset": args.dataset, "preset": args.preset, "grouping": args.grouping.partition(":")[0],
+                 "seed": args.seed}
+        held = {k: info["run"].get(k) for k in asked}
+        held["grouping"] = str(held["grouping"]).partition(":")[0]
+        if held != asked:
+            differ = ", ".join(f"--{k} {held[k]} (this run: {asked[k]})" for k in asked if held[k] != asked[k])
+            raise BenchError(f"{args.truth_bundle} holds another board's truth: {differ}; give the board's flags "
+                             "or its own bundle")
         print(f"ground truth {info['truth_hash'][:12]} from {args.truth_bundle} ({info['data']})")
 
 
@@ -149,11 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--truth", default="logo", choices=["logo", "lds"],
                      help="lds: also the group LDS truth (random group subsets, one model each): every row gains "
                           "LDS columns; Top-1 and the rest stay LOGO's (SPEC §10)")
-    run.add_argument("--lds-subsets", type=lds_subsets, default=32, metavar="M",
-                     help="subset models of the LDS truth, or 'all': every non-empty subset of the groups once "
-                          "(2^K - 1 models; for boards of at most 10 groups, where random draws repeat subsets)")
-    run.add_argument("--lds-alpha", type=float, default=0.5, help="probability that a subset keeps a group")
-    run.add_argument("--lds-seed", type=non_negative_int, default=0, help="seed of the subset draws")
+    run.add_argument("--lds-subsets", type=lds_subsets, default=None, metavar="M",
+                     help="subset models of the LDS truth (default 32), or 'all': every non-empty subset of the "
+                          "groups once (2^K - 1 models; for boards of at most 10 groups, where random draws repeat "
+                          "subsets)")
+    run.add_argument("--lds-alpha", type=float, default=None,
+                     help="probability that a subset keeps a group (default 0.5)")
+    run.add_argument("--lds-seed", type=non_negative_int, default=None, help="seed of the subset draws (default 0)")
     run.add_argument("--lds-ceiling", action="store_true",
                      help="a second, independently seeded set of subset models: the LDS noise ceiling "
                           "(in the noise-ceiling row; needs --ceiling-seeds 2)")
@@ -264,13 +274,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from guda_bench.lds import LdsConfig
     from guda_bench.runner import run
 
+    lds_flags = {"--lds-subsets": args.lds_subsets, "--lds-alpha": args.lds_alpha, "--lds-seed": args.lds_seed}
+    if args.truth != "lds" and any(v is not None for v in lds_flags.values()):
+        given = ", ".join(flag for flag, v in lds_flags.items() if v is not None)
+        raise BenchError(f"{given} shape(s) the group LDS truth: add --truth lds")
+    exhaustive = args.lds_subsets == "all"
+    design = {"subsets": 0 if exhaustive else args.lds_subsets, "alpha": args.lds_alpha, "seed": args.lds_seed}
+    lds = LdsConfig(**{k: v for k, v in design.items() if v is not None}, exhaustive=exhaustive)  # unset: defaults
     import_truth_bundle(args)
     spec = run_spec(args, command=args.command_line, out=args.out, ceiling_seeds=args.ceiling_seeds,
                     method_timeout=args.method_timeout, method_options=collect_options(args.option), tuned=args.tuned,
-                    tuning_dir=args.tuning_dir, truth=args.truth,
-                    lds=LdsConfig(subsets=0 if args.lds_subsets == "all" else args.lds_subsets,
-                                  alpha=args.lds_alpha, seed=args.lds_seed, exhaustive=args.lds_subsets == "all"),
-                    lds_ceiling=args.lds_ceiling)
+                    tuning_dir=args.tuning_dir, truth=args.truth, lds=lds, lds_ceiling=args.lds_ceiling)
     run(spec)
     print(f"wrote {args.out / 'summary.csv'} and {args.out / 'results.json'}")
     return 0
@@ -434,6 +448,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if len(args.runs) > 2 or len(names) > 2 or (len(args.runs) == 1 and len(names) != 2):
         raise BenchError("compare takes RUN --method A,B or RUN_A RUN_B --method M (or A,B)")
     run_b = args.runs[1] if len(args.runs) == 2 else None
+    if run_b is None and names[0] == names[1]:
+        raise BenchError(f"--method {args.method} names one method twice: compare two methods of a run, or one "
+                         "method across two runs (RUN_A RUN_B --method M)")
     result = lb.compare(args.runs[0], run_b, names[0], names[-1], n_boot=args.n_boot)
     if args.format == "json":
         print(json.dumps(result, indent=1))
@@ -498,6 +515,10 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args)
     except BenchError as exc:
         print(f"guda-bench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # a path the system refuses (not a folder, no space, no permission): one line
+        where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        print(f"guda-bench: error: {exc.strerror or exc}{f': {where}' if where else ''}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("guda-bench: interrupted; finished rows and cached artefacts are kept", file=sys.stderr)

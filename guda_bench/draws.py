@@ -163,6 +163,8 @@ def load_draw(source: str, board_dir: Path) -> Draw:
         return from_runs(parts)
     if (Path(source) / "results.json").exists():
         return from_run(Path(source))
+    if Path(source).is_dir() or ("/" in source and Path(source).suffix != ".csv"):  # meant as a run folder
+        raise BenchError(f"{source} is no run folder (no results.json there) and no published board's name")
     return from_board(source, board_dir)
 
 

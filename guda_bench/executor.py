@@ -9,6 +9,7 @@ see the cache folder (one machine, or a shared file system for a multi-machine c
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -50,6 +51,8 @@ class RayExecutor:
 
         if why := missing("ray"):
             raise BenchError(f"--executor ray needs Ray: {why}")
+        if address:
+            probe_address(address)
         import ray
 
         self._ray = ray
@@ -69,6 +72,19 @@ class RayExecutor:
     def shutdown(self) -> None:
         if self._owns:
             self._ray.shutdown()
+
+
+def probe_address(address: str, timeout_s: float = 5.0) -> None:
+    """A cluster address (HOST:PORT or ray://HOST:PORT) that takes no TCP connection fails here in one line,
+    before Ray's own retries (minutes of multi-line logs); 'auto' and other forms are left to Ray."""
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise BenchError(f"cannot reach the Ray cluster at {address!r} ({exc.strerror or exc})") from None
 
 
 def make_executor(name: str, address: str | None = None,

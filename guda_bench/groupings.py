@@ -86,6 +86,8 @@ def parse_grouping(text: str) -> GroupingSpec:
     params = dict(DEFAULTS[name])
     for item in filter(None, (p.strip() for p in rest.split(","))):
         key, eq, value = item.partition("=")
+        if not eq and key in params:
+            raise BenchError(f"grouping {name!r}: parameter {key!r} needs a value ({key}=...)")
         if not eq or key not in params:
             known = ", ".join(params) or "none"
             raise BenchError(f"grouping {name!r}: bad parameter {item!r} (parameters: {known})")

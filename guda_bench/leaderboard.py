@@ -21,8 +21,8 @@ import pandas as pd
 
 from guda_bench import lds, metrics, power
 from guda_bench.errors import BenchError
-from guda_bench.results import HEADLINE, TIMING, TUNED_SUFFIX, short_reason
-from guda_bench.store import atomic_write_text
+from guda_bench.results import HEADLINE, SCHEMA_VERSION, TIMING, TUNED_SUFFIX, short_reason
+from guda_bench.store import atomic_write_text, check_output_dir
 
 BOARD_SCHEMA = 1
 # hex strings that pandas would read as numbers when they happen to be all digits (or "1e5"-like)
@@ -37,9 +37,18 @@ def load_run(run_dir: Path) -> dict[str, Any]:
     if not path.exists():
         raise BenchError(f"{run_dir} is not a run folder (no results.json)")
     try:
-        return json.loads(path.read_text())
+        results = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise BenchError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not (isinstance(results, dict) and isinstance(results.get("run"), dict)
+            and isinstance(results.get("rows"), list) and "truth_hash" in results["run"]):
+        raise BenchError(f"{path} is not a guda-bench run's results (a `run` block with its truth hash and "
+                         "`rows` are missing)")
+    version = results.get("schema_version", SCHEMA_VERSION)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise BenchError(f"{path} has results schema {version!r}; this guda-bench reads schema {SCHEMA_VERSION} "
+                         "and older (upgrade guda-bench)")
+    return results
 
 
 def board_name(results: dict[str, Any]) -> str:
@@ -200,7 +209,7 @@ def publish(run_dir: Path, board_dir: Path, plots: bool = True) -> Path:
     """Write or update `board_dir/<dataset>[-<grouping>].csv` from a run, atomically; return its path."""
     results = load_run(run_dir)
     new = pd.DataFrame(board_rows(results))
-    board_dir.mkdir(parents=True, exist_ok=True)
+    check_output_dir(board_dir, "leaderboard folder")
     path = board_dir / f"{board_name(results)}.csv"
     if path.exists():
         truths = _board_truths(path)

@@ -37,7 +37,7 @@ from guda_bench.precision import check_precision
 from guda_bench.provenance import environment
 from guda_bench.registry import DATASETS, METHODS
 from guda_bench.results import SCHEMA_VERSION, TUNED_SUFFIX, print_table, save_scores, write_run
-from guda_bench.store import Store, atomic_write_bytes
+from guda_bench.store import Store, atomic_write_bytes, check_output_dir
 from guda_bench.targets import with_targets
 from guda_bench.text import QUERY_MODES
 
@@ -172,14 +172,12 @@ def ceiling_reason(truth_seeds: int, studies: int) -> str:
     return f"LOGO {seeds(truth_seeds + 1, studies)} vs {seeds(1, truth_seeds)}{extra}"
 
 
-def check_output_dir(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise BenchError(f"output folder {out} is not writable ({exc.strerror or exc})") from None
+def drop_stale_scores(out: Path) -> None:
+    """An earlier run's score files in `out` (not other files), removed only as this run's truth is written:
+    until then the folder stays the earlier run, whole, however long the truth takes or wherever it stops."""
+    if (out / "results.json").exists():
+        for stale in (out / "scores").glob("*.npy"):
+            stale.unlink()
 
 
 def check_device(device: str) -> None:
@@ -307,9 +305,6 @@ def run(spec: RunSpec) -> dict[str, Any]:
     """Build (or load) the ground truth, run the methods, write the run folder; return the results dict."""
     opened = open_benchmark(spec)
     check_output_dir(spec.out)
-    if (spec.out / "results.json").exists():  # an earlier run's folder: drop its score files, not others
-        for stale in (spec.out / "scores").glob("*.npy"):
-            stale.unlink()
     provenance = environment(spec.device)  # the source as the run starts (files may change while it runs)
     executor = make_executor(spec.executor, spec.ray_address, spec.task_threads)
     try:
@@ -371,6 +366,8 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
         results["truth"]["lds"] = {"cost_s": lds_stage["cost_s"], "kept": lds.kept.astype(int).tolist(),
                                    "size_spearman": size_share(lds.kept, lds.losses[ctx.splits["test"]])}
         results["truth"]["artefacts"]["lds"] = [lds.key]
+    drop_stale_scores(spec.out)
+    if lds is not None:
         save_truth(spec.out, lds)
     save_scores(spec.out, "_truth_logoa", gold)
     atomic_write_bytes(spec.out / "queries.npy", lambda p: np.save(open(p, "wb"), ctx.query_images.numpy()))

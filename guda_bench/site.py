@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from guda_bench.leaderboard import TEXT_COLUMNS, board_power, is_board, sibling
-from guda_bench.store import atomic_write_text
+from guda_bench.store import atomic_write_text, check_output_dir
 
 PLOTS = (("pareto.png", "Quality against cost (Pareto)"), ("pairs.png", "Who beats whom (paired, Holm-adjusted)"),
          ("pairs-lds.png", "Who beats whom by group LDS (paired, Holm-adjusted)"), ("queries.png", "Queries"))
@@ -105,7 +105,7 @@ def build_site(board_dir: Path, out: Path) -> list[Path]:
     boards = [p for p in sorted(Path(board_dir).glob("*.csv")) if is_board(p)]
     if not boards:
         raise BenchError(f"no leaderboards in {board_dir} (publish one with `guda-bench leaderboard publish`)")
-    out.mkdir(parents=True, exist_ok=True)
+    check_output_dir(out, "site folder")
     pages, index_rows = [], []
     for path in boards:
         board = pd.read_csv(path, dtype=TEXT_COLUMNS)

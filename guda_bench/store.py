@@ -24,6 +24,7 @@ from typing import Any
 from filelock import FileLock
 
 from guda_bench.config import canonical_hash, to_jsonable
+from guda_bench.errors import BenchError
 
 MANIFEST = "manifest.json"
 
@@ -55,6 +56,25 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def check_output_dir(out: Path, what: str = "output folder") -> None:
+    """Create `out` and prove it writable now, so a bad path fails in one line before any work."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise BenchError(f"{what} {out} is not writable ({exc.strerror or exc})") from None
+
+
+def check_output_file(path: Path, what: str = "output file") -> None:
+    """A file about to be written (atomically) at the end of some work: its folder must take it, and it must
+    not be a folder."""
+    if path.is_dir():
+        raise BenchError(f"{what} {path} is a folder: give a file name")
+    check_output_dir(path.parent, f"the folder of {what} {path}:")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -111,7 +131,10 @@ class Store:
     def __init__(self, root: Path, log: Callable[[str], None] | None = None) -> None:
         self.root = Path(root)
         self.log = log or (lambda msg: None)
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BenchError(f"cache folder {self.root} cannot be used ({exc.strerror or exc})") from None
 
     def key(self, kind: str, spec: Any) -> str:
         return canonical_hash({"kind": kind, "spec": spec})

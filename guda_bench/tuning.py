@@ -35,7 +35,7 @@ from guda_bench.errors import BenchError, Unavailable
 from guda_bench.leaderboard import board_label, home_relative
 from guda_bench.options import shipped_value
 from guda_bench.registry import Entry
-from guda_bench.store import atomic_write_text
+from guda_bench.store import atomic_write_text, check_output_dir
 
 SCHEMA = 2  # 2: tuning_cost_s counts artefacts shared by settings once (1 counted them per setting)
 
@@ -227,6 +227,7 @@ def tune(spec: Any, budget: int = 8, tuning_dir: Path = Path("tuning"),
     if not tunable:
         verb = "declares" if len(spec.methods) == 1 else "declare"
         raise BenchError(f"nothing to tune: {', '.join(spec.methods)} {verb} no search space")
+    check_output_dir(Path(tuning_dir), "--tuning-dir")  # its records are written as settings finish
     board = board_of(opened.bench, spec.targets)
     executor = make_executor(spec.executor, spec.ray_address, spec.task_threads)
     records = []
