@@ -296,6 +296,9 @@ def open_benchmark(spec: RunSpec) -> Opened:
         board = board_of(bench, spec.targets)
         chosen = {n: tuned_options(METHODS.entry(n), board, spec.tuning_dir, tuning_hash(bench.preset), spec.seed)
                   for n in spec.methods if METHODS.entry(n).space()}
+        if not chosen:
+            raise BenchError(f"--tuned adds rows at tuned settings, and {', '.join(spec.methods)} "
+                             f"{'has' if len(spec.methods) == 1 else 'have'} nothing to tune (no search space)")
         spec.tuned_settings = {n: c for n, c in chosen.items() if c is not None}
     # bench.preset: an adapter may fit the preset to its data (e.g. the image channels)
     return Opened(bench.preset, bench, Store(spec.cache, log=progress.log), base_model)

@@ -119,6 +119,8 @@ def test_small_messages(tmp_path: Path, capsys) -> None:
     run = fake_run(tmp_path / "run", {"run": {"truth_hash": "ab"}, "rows": []})
     line = error_of(capsys, ["leaderboard", "compare", str(run), "--method", "random,random"])
     assert "names one method twice" in line, line
+    line = error_of(capsys, [*base_args(tmp_path), "--method", "random,pixel-nn", "--tuned"])
+    assert "--tuned" in line and "random, pixel-nn have nothing to tune" in line, line
 
 
 def test_an_os_error_anywhere_is_one_line(capsys, monkeypatch) -> None:
