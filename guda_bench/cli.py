@@ -284,7 +284,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     import_truth_bundle(args)
     spec = run_spec(args, command=args.command_line, out=args.out, ceiling_seeds=args.ceiling_seeds,
                     method_timeout=args.method_timeout, method_options=collect_options(args.option), tuned=args.tuned,
-                    tuning_dir=args.tuning_dir, truth=args.truth, lds=lds, lds_ceiling=args.lds_ceiling)
+                    tuning_dir=args.tuning_dir, truth=args.truth, lds=lds, lds_ceiling=args.lds_ceiling,
+                    refuse_if_nothing_runs=True)
     run(spec)
     print(f"wrote {args.out / 'summary.csv'} and {args.out / 'results.json'}")
     return 0

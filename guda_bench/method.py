@@ -39,6 +39,10 @@ class Method:
     # tune); a registered variant may bring its own (register_method(..., search_space=...))
     SEARCH_SPACE: ClassVar[dict[str, tuple[Any, ...]]] = {}
 
+    def check_available(self) -> None:  # noqa: B027 - optional hook
+        """Raise Unavailable when this method cannot run here whatever the data (no weights, a missing extra).
+        Called before the ground truth is built, so a run of methods that cannot run fails at once."""
+
     def prepare(self, ctx: Context) -> None:  # noqa: B027 - optional hook
         """Build counterfactual models or features once (cached through ctx.store where possible)."""
 

@@ -139,11 +139,21 @@ class ClipSimilarity(Method):
                               f"looked at {'; '.join(looked)}")
         return path, "open_clip cache", cfg
 
-    def _load_model(self, device: str) -> None:
+    def check_available(self) -> None:
+        """open_clip importable and weights found: what `prepare` needs before it reads any image."""
+        self._open_clip()
+        self.resolve_weights()
+
+    @staticmethod
+    def _open_clip() -> Any:
         try:
             import open_clip
         except ImportError as exc:
             raise Unavailable(f"open_clip cannot be imported ({exc}): pip install 'guda-bench[clip]'") from None
+        return open_clip
+
+    def _load_model(self, device: str) -> None:
+        open_clip = self._open_clip()
         path, source, tag_cfg = self.resolve_weights()
         kwargs: dict[str, Any] = {}
         if tag_cfg.get("quick_gelu"):

@@ -164,3 +164,13 @@ def test_a_ray_address_that_answers_nothing_is_one_line(tmp_path: Path, capsys) 
                                  "--ray-address", f"127.0.0.1:{port}"])
     assert "cannot reach the Ray cluster" in line and str(port) in line, line
     assert_nothing_trained(tmp_path)
+
+
+def test_a_run_where_no_method_can_run_fails_before_its_truth(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.delenv("GUDA_BENCH_CLIP_WEIGHTS", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "no-home"))  # no CLIP weights anywhere
+    line = error_of(capsys, [*base_args(tmp_path), "--method", "clip"])
+    assert line.startswith("guda-bench: error: nothing to run here: clip: no CLIP weights"), line
+    line = error_of(capsys, [*base_args(tmp_path), "--method", "clip,guda-c"])  # digits has no prompts
+    assert "clip: no CLIP weights" in line and "guda-c: needs a text-to-image benchmark" in line, line
+    assert_nothing_trained(tmp_path)
