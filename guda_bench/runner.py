@@ -72,8 +72,8 @@ class RunSpec:
     lds: LdsConfig = field(default_factory=LdsConfig)
     lds_ceiling: bool = False  # a second, independently seeded set of subset models: the LDS noise ceiling
     query_mode: str | None = None  # text-to-image: "prompted" or "two-style" (--query-mode; None: the preset's)
-    # the CLI's: when no requested method can run here, one error line before the truth, not rows of reasons
-    # after it (the API and `guda-bench check` keep the rows)
+    # the CLI's: when no requested method can run on this machine, one error line before the truth, not rows of
+    # reasons after it (the API and `guda-bench check` keep the rows)
     refuse_if_nothing_runs: bool = False
 
 
@@ -175,32 +175,38 @@ def ceiling_reason(truth_seeds: int, studies: int) -> str:
     return f"LOGO {seeds(truth_seeds + 1, studies)} vs {seeds(1, truth_seeds)}{extra}"
 
 
-def check_runs_here(method: Any, device: str, bench: Benchmark) -> None:
-    """Unavailable (with the reason) when `method` cannot run on this benchmark and machine: its declared
-    requirements, then its own check_available (weights, extras). Known before any truth is built."""
-    missing = set(method.requires) - KNOWN_REQUIREMENTS
-    if missing:
-        raise Unavailable(f"declares unknown requirements {sorted(missing)}")
+def check_runs_on_machine(method: Any, device: str) -> None:
+    """Unavailable when `method` cannot run on this machine or installation whatever the board: a CUDA device,
+    then its own check_available (weights, extras)."""
     if "cuda" in method.requires and not device.startswith("cuda"):
         raise Unavailable("needs a CUDA device (run with --device cuda on a GPU machine)")
-    if "text_conditional" in method.requires and bench.text is None:
-        raise Unavailable("needs a text-to-image benchmark (prompts), e.g. --dataset styled-digits")
-    if "unconditional_model" in method.requires and bench.text is not None:
-        raise Unavailable("runs on unconditional models only (its fine-tune passes no text condition); "
-                          "for text-to-image use guda-c")
     check = getattr(method, "check_available", None)  # a plugin written before the hook has none
     if check is not None:
         check()
 
 
-def check_something_runs(spec: RunSpec, preset: Any, bench: Benchmark) -> None:
-    """When no requested method can run here, say so in one line before the truth is built for nothing (a run
-    where some can keeps the others' rows, each with its reason)."""
+def check_runs_here(method: Any, device: str, bench: Benchmark) -> None:
+    """Unavailable (with the reason) when `method` cannot run on this benchmark and machine."""
+    missing = set(method.requires) - KNOWN_REQUIREMENTS
+    if missing:
+        raise Unavailable(f"declares unknown requirements {sorted(missing)}")
+    if "text_conditional" in method.requires and bench.text is None:
+        raise Unavailable("needs a text-to-image benchmark (prompts), e.g. --dataset styled-digits")
+    if "unconditional_model" in method.requires and bench.text is not None:
+        raise Unavailable("runs on unconditional models only (its fine-tune passes no text condition); "
+                          "for text-to-image use guda-c")
+    check_runs_on_machine(method, device)
+
+
+def check_something_runs(spec: RunSpec, preset: Any) -> None:
+    """When no requested method can run on this machine, say so in one line before the truth is built for
+    nothing. A method that cannot run on this board (a text-only method on digits) still gets its row: that is
+    a fact about the board, which a board records; a missing weights file is not."""
     reasons = {}
     for name in spec.methods:
         options = {**preset.method_options.get(name, {}), **spec.method_options.get(name, {})}
         try:
-            check_runs_here(METHODS.entry(name).create(options), spec.device, bench)
+            check_runs_on_machine(METHODS.entry(name).create(options), spec.device)
         except Unavailable as exc:
             reasons[name] = str(exc)
         except Exception:  # noqa: BLE001 - anything else is the row's to report, as when it runs
@@ -346,7 +352,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
     """Build (or load) the ground truth, run the methods, write the run folder; return the results dict."""
     opened = open_benchmark(spec)
     if spec.refuse_if_nothing_runs:
-        check_something_runs(spec, opened.preset, opened.bench)
+        check_something_runs(spec, opened.preset)
     check_output_dir(spec.out)
     provenance = environment(spec.device)  # the source as the run starts (files may change while it runs)
     executor = make_executor(spec.executor, spec.ray_address, spec.task_threads)
