@@ -276,8 +276,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     lds_flags = {"--lds-subsets": args.lds_subsets, "--lds-alpha": args.lds_alpha, "--lds-seed": args.lds_seed}
     if args.truth != "lds" and any(v is not None for v in lds_flags.values()):
-        given = ", ".join(flag for flag, v in lds_flags.items() if v is not None)
-        raise BenchError(f"{given} shape(s) the group LDS truth: add --truth lds")
+        given = [flag for flag, v in lds_flags.items() if v is not None]
+        raise BenchError(f"{' and '.join(given)} {'shapes' if len(given) == 1 else 'shape'} the group LDS truth, "
+                         "which this run does not build: add --truth lds")
     exhaustive = args.lds_subsets == "all"
     design = {"subsets": 0 if exhaustive else args.lds_subsets, "alpha": args.lds_alpha, "seed": args.lds_seed}
     lds = LdsConfig(**{k: v for k, v in design.items() if v is not None}, exhaustive=exhaustive)  # unset: defaults
