@@ -198,15 +198,19 @@ def check_runs_here(method: Any, device: str, bench: Benchmark) -> None:
     check_runs_on_machine(method, device)
 
 
+def shipped_options(spec: RunSpec, preset: Any, name: str) -> dict[str, Any]:
+    """The settings a method's shipped row runs at: the preset's options, then the user's --option."""
+    return {**preset.method_options.get(name, {}), **spec.method_options.get(name, {})}
+
+
 def check_something_runs(spec: RunSpec, preset: Any) -> None:
     """When no requested method can run on this machine, say so in one line before the truth is built for
     nothing. A method that cannot run on this board (a text-only method on digits) still gets its row: that is
     a fact about the board, which a board records; a missing weights file is not."""
     reasons = {}
     for name in spec.methods:
-        options = {**preset.method_options.get(name, {}), **spec.method_options.get(name, {})}
         try:
-            check_runs_on_machine(METHODS.entry(name).create(options), spec.device)
+            check_runs_on_machine(METHODS.entry(name).create(shipped_options(spec, preset, name)), spec.device)
         except Unavailable as exc:
             reasons[name] = str(exc)
         except Exception:  # noqa: BLE001 - anything else is the row's to report, as when it runs
@@ -454,7 +458,7 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
     shape = (len(ctx.queries), bench.n_groups)
     plan: list[tuple[str, str, dict[str, Any], dict[str, Any] | None]] = []  # row name, method, options, tuning
     for name in spec.methods:
-        plan.append((name, name, {**preset.method_options.get(name, {}), **spec.method_options.get(name, {})}, None))
+        plan.append((name, name, shipped_options(spec, preset, name), None))
         if name in spec.tuned_settings:
             tuned = spec.tuned_settings[name]
             options = {**preset.method_options.get(name, {}), **tuned["options"]}
