@@ -80,8 +80,21 @@ def _check_benchmark(meta: dict[str, Any]) -> str:
     return "training data verified"
 
 
-def import_bundle(bundle: Path, cache: Path) -> dict[str, Any]:
-    """Verify a bundle and add its entries to `cache`; returns what was checked and added."""
+def board_mismatch(held: dict[str, Any], asked: dict[str, Any]) -> str:
+    """The board settings in which a bundle's run (`held`) differs from `asked`; '' when it is the same board.
+
+    Groupings compare by name, the part before any ':'."""
+    held = {k: held.get(k) for k in asked}
+    if "grouping" in asked:
+        held["grouping"] = str(held["grouping"]).partition(":")[0]
+        asked = {**asked, "grouping": str(asked["grouping"]).partition(":")[0]}
+    return ", ".join(f"--{k} {held[k]} (this run: {asked[k]})" for k in asked if held[k] != asked[k])
+
+
+def import_bundle(bundle: Path, cache: Path, board: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Verify a bundle and add its entries to `cache`; returns what was checked and added.
+
+    `board` (dataset, preset, grouping, seed): a bundle of another board is refused before anything is added."""
     if not bundle.exists():
         raise BenchError(f"no bundle at {bundle}")
     store = Store(cache)
@@ -110,6 +123,9 @@ def import_bundle(bundle: Path, cache: Path) -> dict[str, Any]:
                         for key in meta["artefacts"]["logoa"][:n_truth]])
         if truth_hash(gold, meta["artefacts"]["queries"][0]) != meta["truth_hash"]:
             raise BenchError("refusing the bundle: its LOGO scores do not hash to its truth hash")
+        if board is not None and (differ := board_mismatch(meta["run"], board)):
+            raise BenchError(f"{bundle} holds another board's truth: {differ}; give the board's flags or its own "
+                             "bundle")
         data_check = _check_benchmark(meta)
         added = []
         for kind in KINDS:

@@ -124,15 +124,8 @@ def import_truth_bundle(args: argparse.Namespace) -> None:
     if args.truth_bundle is not None:
         from guda_bench.bundle import import_bundle
 
-        info = import_bundle(args.truth_bundle, cache_dir(args.cache))
-        asked = {"dataset": args.dataset, "preset": args.preset, "grouping": args.grouping.partition(":")[0],
-                 "seed": args.seed}
-        held = {k: info["run"].get(k) for k in asked}
-        held["grouping"] = str(held["grouping"]).partition(":")[0]
-        if held != asked:
-            differ = ", ".join(f"--{k} {held[k]} (this run: {asked[k]})" for k in asked if held[k] != asked[k])
-            raise BenchError(f"{args.truth_bundle} holds another board's truth: {differ}; give the board's flags "
-                             "or its own bundle")
+        board = {"dataset": args.dataset, "preset": args.preset, "grouping": args.grouping, "seed": args.seed}
+        info = import_bundle(args.truth_bundle, cache_dir(args.cache), board=board)
         print(f"ground truth {info['truth_hash'][:12]} from {args.truth_bundle} ({info['data']})")
 
 

@@ -94,6 +94,7 @@ def test_a_truth_bundle_of_another_board_is_refused(tmp_path: Path, capsys) -> N
     assert "another board's truth" in line and "--dataset mnist5k (this run: digits)" in line, line
     assert "--preset" not in line  # only what differs
     assert not (tmp_path / "out" / "results.json").exists()
+    assert not list((tmp_path / "cache").glob("logoa/*")), "refused only after its entries were added"
 
 
 @pytest.mark.parametrize("extra", [["--lds-subsets", "5"], ["--lds-alpha", "1.5"], ["--lds-seed", "3"]])
