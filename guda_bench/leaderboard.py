@@ -429,9 +429,11 @@ def cost_machines(board: pd.DataFrame) -> str | None:
         return values.astype(object).where(values.notna(), "").astype(str).replace("", "unrecorded")
 
     # a row's cost was measured where its cached work was built (cost_machine), which a run from a bundle or
-    # an older cache need not be the machine it ran on (machine); rows from before cost_machine: machine
+    # an older cache need not be the machine it ran on (machine); rows from before cost_machine: machine. A
+    # cost_machine of "unrecorded" (cached work whose manifest names no machine) stays unrecorded.
     run_machine, machines, logo = named("machine"), named("cost_machine"), named("logo_machine")
-    machines = machines.where(machines != "unrecorded", run_machine)
+    recorded = rows["cost_machine"].notna() if "cost_machine" in rows else pd.Series(False, index=rows.index)
+    machines = machines.where(recorded, run_machine)
     counts = ", ".join(f"{m} ({n} rows)" for m, n in machines.value_counts().items())
     line = f"costs measured on: {counts}; LOGO's cost, which speedups divide: {', '.join(sorted(set(logo)))}"
     if "cost_machine_share" in rows:

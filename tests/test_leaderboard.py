@@ -278,6 +278,9 @@ def test_the_cost_line_names_the_machines_and_warns_when_speedups_divide_across_
     line = cost_machines(rerun)
     assert "Xeon, 2 cores (2 rows), EPYC, 2 cores (1 rows)" in line
     assert "1 rows' costs were measured on more than one machine" in line
+    # LOGO's models from a bundle whose manifests name no machine: its cost is not the EPYC's
+    unknown = rerun.assign(cost_machine=[None, "unrecorded", "EPYC, 2 cores", None])
+    assert "EPYC, 2 cores (2 rows), unrecorded (1 rows)" in cost_machines(unknown)
 
 
 def test_board_rows_name_the_machine_that_measured_most_of_each_rows_cost():
