@@ -31,7 +31,7 @@ from guda_bench.context import Context, add_seconds, gold_of
 from guda_bench.errors import BenchError, Unavailable
 from guda_bench.executor import make_executor
 from guda_bench.groupings import apply_grouping, parse_grouping, recorded_grouping
-from guda_bench.lds import LdsConfig, ceiling_lds, draw_subsets, lds_truth, save_truth, size_share
+from guda_bench.lds import LdsConfig, LdsTruth, ceiling_lds, draw_subsets, lds_truth, save_truth, size_share
 from guda_bench.method import KNOWN_REQUIREMENTS
 from guda_bench.precision import check_precision
 from guda_bench.provenance import environment
@@ -366,50 +366,38 @@ def run(spec: RunSpec) -> dict[str, Any]:
         executor.shutdown()
 
 
+@dataclass
+class Scoring:
+    """Scores a [queries x groups] matrix on the test split against the truth: the board's metrics, both NDCG
+    gains and (with --truth lds) group LDS, all on the same bootstrap resamples."""
+
+    gold: np.ndarray
+    test: np.ndarray
+    preset: Any
+    seed: int
+    lds: LdsTruth | None = None
+
+    def summarize(self, scores: np.ndarray, with_lds: bool = True) -> dict[str, Any]:
+        test, gold, n_boot = self.test, self.gold, self.preset.n_boot
+        out = metrics.summarize(scores[test], gold[test], n_boot=n_boot, seed=self.seed,
+                                ndcg_gain=self.preset.ndcg_gain)
+        for gain in metrics.NDCG_GAINS:  # both variants; the board's own is "ndcg@3" (same resamples)
+            out[f"ndcg@3_{gain}"] = out["ndcg@3"] if gain == self.preset.ndcg_gain else metrics.summarize_values(
+                metrics.ndcg_at_k(scores[test], gold[test], 3, gain), n_boot=n_boot, seed=self.seed)
+        if self.lds is not None and with_lds:
+            out["lds"] = metrics.summarize_values(self.lds.lds(scores)[test], n_boot=n_boot, seed=self.seed)
+        return out
+
+
 def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance: dict[str, Any]) -> dict[str, Any]:
-    store = ctx.store
     t_start = time.perf_counter()
     _ = ctx.full_unet, ctx.queries  # the model under attribution and its queries: given to every method
     with ctx.stage() as logo_stage:  # one LOGO study: what every speedup divides, whatever the truth averages
         first = ctx.logoa(0)
     with ctx.stage() as more_stage:
         gold = gold_of([first, *(ctx.logoa(s) for s in range(1, preset.truth_seeds))])
-    truth_cost = logo_stage["cost_s"] + more_stage["cost_s"]
-    test = ctx.splits["test"]
-    full_share = ctx.full_terms().mean(0) / ctx.full_terms().mean(0).sum()
-    truth = truth_hash(gold, ctx.queries_artefact.key)
-    results: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "run": {
-            "command": spec.command or user_command(sys.argv),
-            "dataset": spec.dataset, "data_root": str(spec.data_root) if spec.data_root else None,
-            "preset": preset.name, "grouping": bench.grouping,
-            "grouping_params": bench.grouping_params or {"name": "class"},
-            "targets": list(spec.targets) if spec.targets else None,
-            "n_background": bench.n_background, "seed": spec.seed,
-            "ceiling_seeds": preset.ceiling_seeds, "truth_seeds": preset.truth_seeds,
-            "device": spec.device, "precision": spec.precision,
-            "base_model": {"path": str(ctx.base.folder), "fingerprint": ctx.base.fingerprint} if ctx.base else None,
-            "n_groups": bench.n_groups, "groups": bench.group_names, "n_train": len(bench.images),
-            "n_queries": len(ctx.queries), "n_test": len(test), "n_tune": len(ctx.splits["tune"]),
-            "ndcg_gain": preset.ndcg_gain, "query_mode": preset.queries.mode if bench.text is not None else None,
-            "config_hash": canonical_hash(preset), "truth_hash": truth, "data_hash": ctx.data_hash,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "preset_config": preset,
-        },
-        "provenance": provenance,
-        "splits": {k: v.tolist() for k, v in ctx.splits.items()},
-        "truth": {"cost_s": truth_cost, "logo_study_cost_s": logo_stage["cost_s"],
-                  # where that cost was measured (a bundle's truth: on the machine that built it); "" if unrecorded
-                  "logo_machine": store.lookup("logoa", ctx.logoa_spec(0)).manifest.get("machine", ""),
-                  sanity_key(bench): class_sanity(bench, ctx.query_images, gold),
-                  "elbo_timesteps": ctx.scorer.timesteps, "full_term_share": full_share.tolist(),
-                  "elbo_weighting": preset.elbo.weighting,
-                  # cache entries a ground-truth bundle carries (guda-bench bundle export)
-                  "artefacts": {"model": [ctx.full.key], "queries": [ctx.queries_artefact.key],
-                                "logoa": [store.key("logoa", ctx.logoa_spec(s)) for s in range(preset.ceiling_seeds)]}},
-        "rows": [],
-    }
+    results = _run_record(spec, preset, bench, ctx, provenance, gold,
+                          truth_cost=logo_stage["cost_s"] + more_stage["cost_s"], logo_cost=logo_stage["cost_s"])
     lds = None
     if spec.truth == "lds":
         with ctx.stage() as lds_stage:
@@ -425,79 +413,12 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
     save_scores(spec.out, "_truth_logoa", gold)
     atomic_write_bytes(spec.out / "queries.npy", lambda p: np.save(open(p, "wb"), ctx.query_images.numpy()))
     write_run(spec.out, results)
-
-    def summarize(scores: np.ndarray, with_lds: bool = True) -> dict[str, Any]:
-        out = metrics.summarize(scores[test], gold[test], n_boot=preset.n_boot, seed=spec.seed,
-                                ndcg_gain=preset.ndcg_gain)
-        for gain in metrics.NDCG_GAINS:  # both variants; the board's own is "ndcg@3" (same resamples)
-            out[f"ndcg@3_{gain}"] = out["ndcg@3"] if gain == preset.ndcg_gain else metrics.summarize_values(
-                metrics.ndcg_at_k(scores[test], gold[test], 3, gain), n_boot=preset.n_boot, seed=spec.seed)
-        if lds is not None and with_lds:  # the same bootstrap resamples as the LOGO metrics
-            out["lds"] = metrics.summarize_values(lds.lds(scores)[test], n_boot=preset.n_boot, seed=spec.seed)
-        return out
-
+    scoring = Scoring(gold, ctx.splits["test"], preset, spec.seed, lds)
     if preset.ceiling_seeds > preset.truth_seeds:
-        extra = gold_of([ctx.logoa(s) for s in range(preset.truth_seeds, preset.ceiling_seeds)])  # as the truth
-        save_scores(spec.out, "_ceiling_logoa", extra)
-        # LOGOA of another seed is not the LDS ceiling: that needs its own subset models (--lds-ceiling)
-        row = {"method": "noise-ceiling", "kind": "ceiling", "status": "ok", "metrics": summarize(extra, False),
-               "per_group": per_group(extra[test], gold[test], bench.group_names),
-               "reason": ceiling_reason(preset.truth_seeds, preset.ceiling_seeds)}
-        if lds is not None and spec.lds_ceiling:
-            with ctx.stage() as again:
-                second = lds_truth(ctx, spec.lds, study=1)
-            results["truth"]["lds"]["ceiling_cost_s"] = again["cost_s"]
-            results["truth"]["artefacts"]["lds"].append(second.key)
-            save_truth(spec.out, lds, second)
-            row["metrics"]["lds"] = metrics.summarize_values(
-                ceiling_lds(lds.losses, second.losses)[test], n_boot=preset.n_boot, seed=spec.seed)
-            row["reason"] += "; LDS: a second seed's subset models vs the first"
-        results["rows"].append(row)
+        results["rows"].append(_ceiling_row(spec, preset, bench, ctx, scoring, results))
         write_run(spec.out, results)
-
-    shape = (len(ctx.queries), bench.n_groups)
-    plan: list[tuple[str, str, dict[str, Any], dict[str, Any] | None]] = []  # row name, method, options, tuning
-    for name in spec.methods:
-        plan.append((name, name, shipped_options(spec, preset, name), None))
-        if name in spec.tuned_settings:
-            tuned = spec.tuned_settings[name]
-            options = {**preset.method_options.get(name, {}), **tuned["options"]}
-            plan.append((f"{name}{TUNED_SUFFIX}", name, options, tuned))
-    for row_name, name, options, tuning in plan:
-        entry = METHODS.entry(name)
-        row: dict[str, Any] = {"method": row_name, "kind": "method", "family": getattr(entry.cls, "family", ""),
-                               "source": entry.source, "description": entry.description}
-        if tuning is not None:
-            row["tuning"] = {k: tuning[k] for k in ("budget", "tuning_cost_s", "chosen_index", "n_settings",
-                                                    "tune_top1", "at_edge", "chosen_vs_shipped")}
-        try:
-            method = entry.create(options)
-            check_runs_here(method, spec.device, bench)
-            with time_limit(spec.method_timeout):
-                with ctx.stage() as prep:
-                    method.prepare(ctx)
-                with ctx.stage() as sc:
-                    scores = validate_scores(method.score(ctx), shape)
-            cost = prep["cost_s"] + sc["cost_s"]
-            cost_machines = dict(prep["machines"])
-            for machine, seconds in sc["machines"].items():
-                add_seconds(cost_machines, machine, seconds)
-            row.update(status="ok", metrics=summarize(scores), prepare_s=prep["wall_s"], score_s=sc["wall_s"],
-                       prepare_cost_s=prep["cost_s"], score_cost_s=sc["cost_s"], cost_s=cost,
-                       cost_machines=cost_machines,
-                       speedup=logo_stage["cost_s"] / cost if cost > 0 else None,
-                       settings=method.describe_settings(),
-                       tune_top1=float(metrics.per_query_metrics(scores[ctx.splits["tune"]],
-                                                                 gold[ctx.splits["tune"]])["top1"].mean()),
-                       per_group=per_group(scores[test], gold[test], bench.group_names))
-            save_scores(spec.out, row_name, scores)
-        except Unavailable as exc:
-            row.update(status="unavailable", reason=str(exc))
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # a failing method must not stop the others
-            row.update(status="failed", reason=f"{type(exc).__name__}: {exc}",
-                       traceback=traceback.format_exc(limit=5))
+    for row_name, name, options, tuning in _row_plan(spec, preset):
+        row = _method_row(spec, bench, ctx, scoring, row_name, name, options, tuning, logo_stage["cost_s"])
         results["rows"].append(row)
         write_run(spec.out, results)
         if row["status"] != "ok":
@@ -507,3 +428,120 @@ def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance:
     if not spec.quiet:
         print_table(results)
     return results
+
+
+def _run_record(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance: dict[str, Any],
+                gold: np.ndarray, truth_cost: float, logo_cost: float) -> dict[str, Any]:
+    """results.json before any row: what was run, where, and the truth every row is scored against."""
+    store = ctx.store
+    full_share = ctx.full_terms().mean(0) / ctx.full_terms().mean(0).sum()
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run": {
+            "command": spec.command or user_command(sys.argv),
+            "dataset": spec.dataset, "data_root": str(spec.data_root) if spec.data_root else None,
+            "preset": preset.name, "grouping": bench.grouping,
+            "grouping_params": bench.grouping_params or {"name": "class"},
+            "targets": list(spec.targets) if spec.targets else None,
+            "n_background": bench.n_background, "seed": spec.seed,
+            "ceiling_seeds": preset.ceiling_seeds, "truth_seeds": preset.truth_seeds,
+            "device": spec.device, "precision": spec.precision,
+            "base_model": {"path": str(ctx.base.folder), "fingerprint": ctx.base.fingerprint} if ctx.base else None,
+            "n_groups": bench.n_groups, "groups": bench.group_names, "n_train": len(bench.images),
+            "n_queries": len(ctx.queries), "n_test": len(ctx.splits["test"]), "n_tune": len(ctx.splits["tune"]),
+            "ndcg_gain": preset.ndcg_gain, "query_mode": preset.queries.mode if bench.text is not None else None,
+            "config_hash": canonical_hash(preset), "truth_hash": truth_hash(gold, ctx.queries_artefact.key),
+            "data_hash": ctx.data_hash,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "preset_config": preset,
+        },
+        "provenance": provenance,
+        "splits": {k: v.tolist() for k, v in ctx.splits.items()},
+        "truth": {"cost_s": truth_cost, "logo_study_cost_s": logo_cost,
+                  # where that cost was measured (a bundle's truth: on the machine that built it); "" if unrecorded
+                  "logo_machine": store.lookup("logoa", ctx.logoa_spec(0)).manifest.get("machine", ""),
+                  sanity_key(bench): class_sanity(bench, ctx.query_images, gold),
+                  "elbo_timesteps": ctx.scorer.timesteps, "full_term_share": full_share.tolist(),
+                  "elbo_weighting": preset.elbo.weighting,
+                  # cache entries a ground-truth bundle carries (guda-bench bundle export)
+                  "artefacts": {"model": [ctx.full.key], "queries": [ctx.queries_artefact.key],
+                                "logoa": [store.key("logoa", ctx.logoa_spec(s)) for s in range(preset.ceiling_seeds)]}},
+        "rows": [],
+    }
+
+
+def _ceiling_row(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, scoring: Scoring,
+                 results: dict[str, Any]) -> dict[str, Any]:
+    """The noise-ceiling row: further LOGO studies, averaged as the truth is, scored as a method (and, with
+    --lds-ceiling, a second seed's subset models for group LDS, whose cost and key go into `results`)."""
+    test, gold = scoring.test, scoring.gold
+    extra = gold_of([ctx.logoa(s) for s in range(preset.truth_seeds, preset.ceiling_seeds)])  # as the truth
+    save_scores(spec.out, "_ceiling_logoa", extra)
+    # LOGOA of another seed is not the LDS ceiling: that needs its own subset models (--lds-ceiling)
+    row = {"method": "noise-ceiling", "kind": "ceiling", "status": "ok", "metrics": scoring.summarize(extra, False),
+           "per_group": per_group(extra[test], gold[test], bench.group_names),
+           "reason": ceiling_reason(preset.truth_seeds, preset.ceiling_seeds)}
+    if scoring.lds is not None and spec.lds_ceiling:
+        with ctx.stage() as again:
+            second = lds_truth(ctx, spec.lds, study=1)
+        results["truth"]["lds"]["ceiling_cost_s"] = again["cost_s"]
+        results["truth"]["artefacts"]["lds"].append(second.key)
+        save_truth(spec.out, scoring.lds, second)
+        row["metrics"]["lds"] = metrics.summarize_values(
+            ceiling_lds(scoring.lds.losses, second.losses)[test], n_boot=preset.n_boot, seed=spec.seed)
+        row["reason"] += "; LDS: a second seed's subset models vs the first"
+    return row
+
+
+def _row_plan(spec: RunSpec, preset: Any) -> list[tuple[str, str, dict[str, Any], dict[str, Any] | None]]:
+    """(row name, method, options, tuning record) per row: each method as shipped, then NAME@tuned if tuned."""
+    plan: list[tuple[str, str, dict[str, Any], dict[str, Any] | None]] = []
+    for name in spec.methods:
+        plan.append((name, name, shipped_options(spec, preset, name), None))
+        if name in spec.tuned_settings:
+            tuned = spec.tuned_settings[name]
+            options = {**preset.method_options.get(name, {}), **tuned["options"]}
+            plan.append((f"{name}{TUNED_SUFFIX}", name, options, tuned))
+    return plan
+
+
+def _method_row(spec: RunSpec, bench: Benchmark, ctx: Context, scoring: Scoring, row_name: str, name: str,
+                options: dict[str, Any], tuning: dict[str, Any] | None, logo_cost: float) -> dict[str, Any]:
+    """One method's row: ok with its metrics and cost, or unavailable / failed with the reason (a failing
+    method must not stop the others)."""
+    entry = METHODS.entry(name)
+    test, gold = scoring.test, scoring.gold
+    row: dict[str, Any] = {"method": row_name, "kind": "method", "family": getattr(entry.cls, "family", ""),
+                           "source": entry.source, "description": entry.description}
+    if tuning is not None:
+        row["tuning"] = {k: tuning[k] for k in ("budget", "tuning_cost_s", "chosen_index", "n_settings",
+                                                "tune_top1", "at_edge", "chosen_vs_shipped")}
+    try:
+        method = entry.create(options)
+        check_runs_here(method, spec.device, bench)
+        with time_limit(spec.method_timeout):
+            with ctx.stage() as prep:
+                method.prepare(ctx)
+            with ctx.stage() as sc:
+                scores = validate_scores(method.score(ctx), (len(ctx.queries), bench.n_groups))
+        cost = prep["cost_s"] + sc["cost_s"]
+        cost_machines = dict(prep["machines"])
+        for machine, seconds in sc["machines"].items():
+            add_seconds(cost_machines, machine, seconds)
+        row.update(status="ok", metrics=scoring.summarize(scores), prepare_s=prep["wall_s"], score_s=sc["wall_s"],
+                   prepare_cost_s=prep["cost_s"], score_cost_s=sc["cost_s"], cost_s=cost,
+                   cost_machines=cost_machines,
+                   speedup=logo_cost / cost if cost > 0 else None,
+                   settings=method.describe_settings(),
+                   tune_top1=float(metrics.per_query_metrics(scores[ctx.splits["tune"]],
+                                                             gold[ctx.splits["tune"]])["top1"].mean()),
+                   per_group=per_group(scores[test], gold[test], bench.group_names))
+        save_scores(spec.out, row_name, scores)
+    except Unavailable as exc:
+        row.update(status="unavailable", reason=str(exc))
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # a failing method must not stop the others
+        row.update(status="failed", reason=f"{type(exc).__name__}: {exc}",
+                   traceback=traceback.format_exc(limit=5))
+    return row
