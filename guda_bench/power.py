@@ -174,7 +174,11 @@ def beyond_similarity(board: pd.DataFrame, per_query: pd.DataFrame | None, n_boo
         return None
     ok = board[board["status"] == "ok"]
     family = ok["family"] if "family" in ok else pd.Series("", index=ok.index)
-    similarity = ok[family == SIMILARITY].sort_values("top1", ascending=False, kind="stable")
+    # a tie in Top-1 (a tuned row that chose a setting as good as the shipped one) goes to the shipped row,
+    # then by name: the reference, and so the missed queries, must not depend on the board's row order
+    similarity = ok[family == SIMILARITY]
+    similarity = similarity.assign(_tuned=similarity["method"].str.endswith(TUNED_SUFFIX)).sort_values(
+        ["top1", "_tuned", "method"], ascending=[False, True, True], kind="stable")
     wide = per_query.pivot_table(index="query", columns="method", values="top1")
     if not len(similarity) or similarity["method"].iloc[0] not in wide:
         return None

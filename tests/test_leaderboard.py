@@ -222,6 +222,10 @@ def test_beyond_similarity_scores_rows_on_the_queries_the_strongest_look_alike_r
     assert line.startswith("beyond similarity (Top-1 on the 2 of 8 test queries pixel-x@tuned misses)")
     assert line.index("noise-ceiling") < line.index("gradient 0.500")
     assert beyond_similarity(board[board.family != "similarity"], frame) is None  # no look-alike row: no line
+    # a tuned row level with its shipped twin: the shipped row is the reference, in whatever order the board holds
+    tie = board.assign(top1=[1.0, 1.0, 0.75, 0.75, 0.375, None])
+    for order in (tie, tie.iloc[::-1]):
+        assert beyond_similarity(order, frame, n_boot=10)["reference"] == "pixel-x"
 
 
 def test_holm_adjustment_matches_a_hand_computation():
