@@ -34,3 +34,34 @@ def test_no_cell_carries_a_machine_path(path: Path) -> None:
     text = path.read_text()
     hits = [m.group(0) for m in MACHINE_PATH.finditer(text)]
     assert not hits, f"{path.name} carries machine paths: {hits[:3]}"
+
+
+def boards_with_lds() -> set[str]:
+    out = set()
+    for path in METHOD_BOARDS:
+        board = pd.read_csv(path)
+        if "lds" in board and board["lds"].notna().any():
+            out.add(path.stem)
+    return out
+
+
+def test_the_readme_names_every_board_with_lds_columns_and_only_those() -> None:
+    readme = (BOARDS.parent / "README.md").read_text()
+    start = readme.index("Boards with LDS columns:")
+    sentence = readme[start:readme.index("(each board's", start)]
+    named = {n for n in re.findall(r"`([a-z0-9-]+)`", sentence) if (BOARDS / f"{n}.csv").exists()}
+    assert named == boards_with_lds()
+
+
+@pytest.mark.parametrize("board", sorted(boards_with_lds()))
+def test_a_board_with_lds_ships_its_lds_truth_in_its_bundle(board: str) -> None:
+    """A new method's LDS row needs the subset models' losses: without them in the bundle, scoring it against
+    the board retrains every subset model (hours)."""
+    import json
+    import tarfile
+
+    with tarfile.open(BOARDS / f"{board}.truth.tar.gz") as tar:
+        meta = json.load(tar.extractfile("bundle.json"))
+    ceiling = pd.read_csv(BOARDS / f"{board}.csv").query("method == 'noise-ceiling'")
+    expected = 2 if len(ceiling) and ceiling["lds"].notna().any() else 1  # the --lds-ceiling seed's too
+    assert len(meta["artefacts"].get("lds", [])) == expected
