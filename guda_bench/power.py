@@ -177,7 +177,7 @@ def beyond_similarity(board: pd.DataFrame, per_query: pd.DataFrame | None, n_boo
     # a tie in Top-1 (a tuned row that chose a setting as good as the shipped one) goes to the shipped row,
     # then by name: the reference, and so the missed queries, must not depend on the board's row order
     similarity = ok[family == SIMILARITY]
-    similarity = similarity.assign(_tuned=similarity["method"].str.endswith(TUNED_SUFFIX)).sort_values(
+    similarity = similarity.assign(_tuned=tuned_rows(similarity)).sort_values(
         ["top1", "_tuned", "method"], ascending=[False, True, True], kind="stable")
     wide = per_query.pivot_table(index="query", columns="method", values="top1")
     if not len(similarity) or similarity["method"].iloc[0] not in wide:
