@@ -20,6 +20,7 @@ import numpy as np
 
 from guda_bench.context import gold_of
 from guda_bench.errors import BenchError
+from guda_bench.groupings import parse_grouping, recorded_grouping
 from guda_bench.leaderboard import load_run
 from guda_bench.runner import truth_hash
 from guda_bench.store import Store, atomic_write_bytes, check_output_file, sha256_file
@@ -83,12 +84,18 @@ def _check_benchmark(meta: dict[str, Any]) -> str:
 def board_mismatch(held: dict[str, Any], asked: dict[str, Any]) -> str:
     """The board settings in which a bundle's run (`held`) differs from `asked`; '' when it is the same board.
 
-    Groupings compare by name, the part before any ':'."""
-    held = {k: held.get(k) for k in asked}
+    Groupings compare with every parameter, defaults filled in (``specialists`` is ``specialists:share=0.25``;
+    ``specialists:share=0.5`` is another board), and are named as ``--grouping`` flags."""
+    shown = {k: held.get(k) for k in asked}
     if "grouping" in asked:
-        held["grouping"] = str(held["grouping"]).partition(":")[0]
-        asked = {**asked, "grouping": str(asked["grouping"]).partition(":")[0]}
-    return ", ".join(f"--{k} {held[k]} (this run: {asked[k]})" for k in asked if held[k] != asked[k])
+        spec = parse_grouping(str(asked["grouping"]))
+        asked = {**asked, "grouping": spec.flag}
+        # a run records its grouping's label and parameters; one that predates the parameters, its label only
+        if held.get("grouping_params"):
+            shown["grouping"] = recorded_grouping(held["grouping_params"]).flag
+        elif held.get("grouping") == spec.label:
+            shown["grouping"] = spec.flag
+    return ", ".join(f"--{k} {shown[k]} (this run: {asked[k]})" for k in asked if shown[k] != asked[k])
 
 
 def import_bundle(bundle: Path, cache: Path, board: dict[str, Any] | None = None) -> dict[str, Any]:

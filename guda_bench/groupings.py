@@ -72,6 +72,12 @@ class GroupingSpec:
         changed = [(k, v) for k, v in sorted(self.params.items()) if DEFAULTS[self.name][k] != v]
         return self.name + "".join(f"-{k.replace('_', '')}{_fmt(v)}" for k, v in changed)
 
+    @property
+    def flag(self) -> str:
+        """The ``--grouping`` text that gives this spec: the name plus every non-default parameter, sorted."""
+        changed = [f"{k}={_fmt(v)}" for k, v in sorted(self.params.items()) if DEFAULTS[self.name][k] != v]
+        return self.name + (":" + ",".join(changed) if changed else "")
+
 
 def _fmt(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)

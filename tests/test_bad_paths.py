@@ -173,3 +173,32 @@ def test_a_run_where_no_method_can_run_fails_before_its_truth(tmp_path: Path, ca
     line = error_of(capsys, [*base_args(tmp_path), "--method", "clip"])
     assert line.startswith("guda-bench: error: nothing to run here: clip: no CLIP weights"), line
     assert_nothing_trained(tmp_path)
+
+
+def test_a_truth_bundle_of_another_groupings_parameters_is_refused(tmp_path: Path, capsys) -> None:
+    bundle = REPO / "leaderboards" / "digits-specialists.truth.tar.gz"
+    args = base_args(tmp_path)
+    args[args.index("--preset") + 1] = "default"
+    line = error_of(capsys, [*args, "--grouping", "specialists:share=0.5", "--truth-bundle", str(bundle),
+                             "--method", "random"])
+    assert "--grouping specialists (this run: specialists:share=0.5)" in line, line
+    assert not list((tmp_path / "cache").glob("logoa/*"))
+
+
+@pytest.mark.parametrize(("asked", "differs"), [
+    ("specialists", ""), ("specialists:share=0.25", ""), ("specialists:share=0.5", "specialists:share=0.5"),
+    ("specialists:pick=typical", "specialists:pick=typical"), ("class", "class")])
+def test_groupings_compare_with_their_parameters(asked: str, differs: str) -> None:
+    from guda_bench.bundle import board_mismatch
+
+    params = {"name": "specialists", "per_generalist": 2, "pick": "random", "seed": 0, "share": 0.25}
+    held = {"grouping": "specialists", "grouping_params": params}
+    line = board_mismatch(held, {"grouping": asked})
+    assert line == (f"--grouping specialists (this run: {differs})" if differs else ""), line
+    # a non-default grouping's bundle (its run records the label) fits the run that asks for it, no other
+    held = {"grouping": "specialists-share0.5", "grouping_params": {**params, "share": 0.5}}
+    assert board_mismatch(held, {"grouping": "specialists:share=0.5"}) == ""
+    assert board_mismatch(held, {"grouping": "specialists"}) == \
+        "--grouping specialists:share=0.5 (this run: specialists)"
+    # runs that predate grouping_params compare by label
+    assert board_mismatch({"grouping": "owners-alpha0.3"}, {"grouping": "owners:alpha=0.3"}) == ""
