@@ -385,8 +385,12 @@ class Scoring:
             out[f"ndcg@3_{gain}"] = out["ndcg@3"] if gain == self.preset.ndcg_gain else metrics.summarize_values(
                 metrics.ndcg_at_k(scores[test], gold[test], 3, gain), n_boot=n_boot, seed=self.seed)
         if self.lds is not None and with_lds:
-            out["lds"] = metrics.summarize_values(self.lds.lds(scores)[test], n_boot=n_boot, seed=self.seed)
+            out["lds"] = self.summarize_lds(self.lds.lds(scores))
         return out
+
+    def summarize_lds(self, per_query: np.ndarray) -> dict[str, Any]:
+        """Mean and bootstrap CI over the test queries of a per-query group LDS (the same resamples as Top-1)."""
+        return metrics.summarize_values(per_query[self.test], n_boot=self.preset.n_boot, seed=self.seed)
 
 
 def _run(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, provenance: dict[str, Any]) -> dict[str, Any]:
@@ -487,8 +491,7 @@ def _ceiling_row(spec: RunSpec, preset: Any, bench: Benchmark, ctx: Context, sco
         results["truth"]["lds"]["ceiling_cost_s"] = again["cost_s"]
         results["truth"]["artefacts"]["lds"].append(second.key)
         save_truth(spec.out, scoring.lds, second)
-        row["metrics"]["lds"] = metrics.summarize_values(
-            ceiling_lds(scoring.lds.losses, second.losses)[test], n_boot=preset.n_boot, seed=spec.seed)
+        row["metrics"]["lds"] = scoring.summarize_lds(ceiling_lds(scoring.lds.losses, second.losses))
         row["reason"] += "; LDS: a second seed's subset models vs the first"
     return row
 
