@@ -66,16 +66,19 @@ class GroupingSpec:
     name: str
     params: dict[str, Any]
 
+    def _changed(self) -> list[tuple[str, Any]]:
+        """The parameters that differ from the grouping's defaults, sorted by key: what names a grouping."""
+        return [(k, v) for k, v in sorted(self.params.items()) if DEFAULTS[self.name][k] != v]
+
     @property
     def label(self) -> str:
         """File-name-safe canonical label: the name plus every non-default parameter, sorted."""
-        changed = [(k, v) for k, v in sorted(self.params.items()) if DEFAULTS[self.name][k] != v]
-        return self.name + "".join(f"-{k.replace('_', '')}{_fmt(v)}" for k, v in changed)
+        return self.name + "".join(f"-{k.replace('_', '')}{_fmt(v)}" for k, v in self._changed())
 
     @property
     def flag(self) -> str:
         """The ``--grouping`` text that gives this spec: the name plus every non-default parameter, sorted."""
-        changed = [f"{k}={_fmt(v)}" for k, v in sorted(self.params.items()) if DEFAULTS[self.name][k] != v]
+        changed = [f"{k}={_fmt(v)}" for k, v in self._changed()]
         return self.name + (":" + ",".join(changed) if changed else "")
 
 

@@ -195,8 +195,14 @@ def test_groupings_compare_with_their_parameters(asked: str, differs: str) -> No
     held = {"grouping": "specialists", "grouping_params": params}
     line = board_mismatch(held, {"grouping": asked})
     assert line == (f"--grouping specialists (this run: {differs})" if differs else ""), line
-    # a non-default grouping's bundle (its run records the label) fits the run that asks for it, no other
-    held = {"grouping": "specialists-share0.5", "grouping_params": {**params, "share": 0.5}}
+
+
+def test_a_non_default_groupings_bundle_fits_its_own_board_only() -> None:
+    from guda_bench.bundle import board_mismatch
+
+    # its run records the label (specialists-share0.5) beside the parameters
+    params = {"name": "specialists", "per_generalist": 2, "pick": "random", "seed": 0, "share": 0.5}
+    held = {"grouping": "specialists-share0.5", "grouping_params": params}
     assert board_mismatch(held, {"grouping": "specialists:share=0.5"}) == ""
     assert board_mismatch(held, {"grouping": "specialists"}) == \
         "--grouping specialists:share=0.5 (this run: specialists)"
