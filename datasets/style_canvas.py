@@ -189,19 +189,12 @@ DEFAULT = Preset(
 PRETRAINED = replace(DEFAULT, name="pretrained", pretrain=DEFAULT.recipe, recipe=replace(DEFAULT.recipe, steps=600),
                      board_suffix="pretrained")
 
-# The pretrained board cut to issue 16's 30-minute cold budget on 2 CPU cores, where its 1,400 queries, two LOGO
-# studies a side and instance unlearning take about an hour: 400 queries (10 per target style and digit: 100 to
-# tune on, 300 to test) and, run with the default --truth-seeds 1, one LOGO study for the truth and one for the
-# noise ceiling. For trying the style benchmark end to end; rank methods on the pretrained board. Its own board
-QUICK = replace(PRETRAINED, name="quick", queries=replace(PRETRAINED.queries, n_queries=400, batch_size=400),
-                board_suffix="quick")
-
 
 @register_dataset("style-canvas",
                   description="text-to-image, UnlearnCanvas-shaped: 16x16 colour digits in 24 procedural styles "
                               "built from shared traits, 4 target styles, prompts 'a 3 in amber style' (embedded)")
 class StyleCanvas(PaintedDigitsAdapter):
-    presets = {"smoke": SMOKE, "default": DEFAULT, "pretrained": PRETRAINED, "quick": QUICK}
+    presets = {"smoke": SMOKE, "default": DEFAULT, "pretrained": PRETRAINED}
     benchmark_name = "style-canvas"
 
     def __init__(self) -> None:

@@ -74,17 +74,6 @@ def test_the_preset_names_its_targets_and_the_board_keeps_its_plain_name(tmp_pat
     assert other.bench.group_names == ["dune", "amber", "ember"]
 
 
-def test_the_quick_preset_is_the_pretrained_board_with_fewer_queries_and_its_own_board():
-    presets = StyleCanvas.presets
-    quick, pretrained = presets["quick"], presets["pretrained"]
-    assert quick.queries.n_queries == 400 and quick.queries.tune_fraction == pretrained.queries.tune_fraction
-    # the same base, recipe, model, truth grid and targets: only the query count (and the board) differ
-    assert replace(quick, name="pretrained", queries=pretrained.queries, board_suffix="pretrained") == pretrained
-    assert board_name({"run": {"dataset": "style-canvas", "grouping": "class", "targets": list(quick.targets),
-                               "preset_config": {"targets": list(quick.targets), "board_suffix": "quick"}}}) \
-        == "style-canvas-quick"
-
-
 def test_query_mode_is_checked_before_anything_is_built(tmp_path, capsys):
     with pytest.raises(BenchError, match="--query-mode must be one of prompted, two-style"):
         open_benchmark(RunSpec(methods=["random"], dataset="style-canvas", preset="smoke", query_mode="three",
