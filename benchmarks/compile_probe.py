@@ -39,13 +39,16 @@ DATASET, PRESET = "style-canvas", "pretrained"
 TRAIN_BATCH = 64
 
 
-def _timed(fn, repeats: int) -> list[float]:
-    out = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
-    return out
+def _seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _medians(eager, compiled, repeats: int) -> tuple[float, float]:
+    """Median seconds of each, the two calls alternating so that a slow spell of the machine hits both."""
+    pairs = [(_seconds(eager), _seconds(compiled)) for _ in range(repeats)]
+    return statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
 
 
 def probe(cache: str, train_steps: int, eval_repeats: int) -> dict:
@@ -74,11 +77,7 @@ def probe(cache: str, train_steps: int, eval_repeats: int) -> dict:
     start = time.perf_counter()
     first = after_pass(compiled)  # compiles (the full batches, then the tail batch)
     compile_s = time.perf_counter() - start
-    e_all, k_all = [], []
-    for _ in range(eval_repeats):  # alternating, so that a slow spell of the machine hits both
-        e_all += _timed(lambda: after_pass(unet), 1)
-        k_all += _timed(lambda: after_pass(compiled), 1)
-    e, k = statistics.median(e_all), statistics.median(k_all)
+    e, k = _medians(lambda: after_pass(unet), lambda: after_pass(compiled), eval_repeats)
     result["after_pass"] = {"eager_s": round(e, 3), "compiled_s": round(k, 3), "speedup": round(e / k, 2),
                             "first_call_s": round(compile_s, 1),
                             "max_abs_loss_diff": float(np.abs(first - eager).max()),
@@ -104,12 +103,8 @@ def probe(cache: str, train_steps: int, eval_repeats: int) -> dict:
 
     eager_step, compiled_step = trainer(unet), trainer(torch.compile(copy.deepcopy(unet)))
     eager_step()
-    compile_s = _timed(compiled_step, 1)[0]
-    e_all, k_all = [], []
-    for _ in range(train_steps):
-        e_all += _timed(eager_step, 1)
-        k_all += _timed(compiled_step, 1)
-    e, k = statistics.median(e_all), statistics.median(k_all)
+    compile_s = _seconds(compiled_step)
+    e, k = _medians(eager_step, compiled_step, train_steps)
     result["train_step"] = {"batch": TRAIN_BATCH, "eager_ms": round(e * 1e3, 1), "compiled_ms": round(k * 1e3, 1),
                             "speedup": round(e / k, 2), "first_call_s": round(compile_s, 1)}
     return result
